@@ -1,0 +1,44 @@
+# callwarden: the two set-up commands are `make demo` and `make test`.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test lint typecheck pytest bench services install clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(STAMP): $(BIN)/python pyproject.toml constraints.txt
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## demo: start callwarden on the embedded default (SQLite, in-process) with a demo tenant and traffic
+demo: $(STAMP)
+	$(BIN)/callwarden demo --data-dir .demo
+
+## test: install what the tests need, start backing services, then lint, type-check and run the suite
+test: $(STAMP) services lint typecheck pytest
+
+services:
+	./scripts/services.sh
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+pytest: $(STAMP)
+	$(BIN)/pytest
+
+## bench: run every hot-path benchmark and print figures with their in-run baselines
+bench: $(STAMP) services
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .demo .mypy_cache .ruff_cache .hypothesis
