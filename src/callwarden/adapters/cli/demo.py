@@ -1,0 +1,92 @@
+"""The demo provider: an operator, two plans, three tenants of different countries and sizes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from callwarden.core.model import Billing, Channel, NumberOwnership, PlanLimits, UserRole
+from callwarden.platform import Platform
+from callwarden.services.governance import SYSTEM
+from callwarden.services.ports import PageRequest, TenantQuery, UserQuery
+
+OPERATOR_EMAIL = "noc@provider.example"
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    """What the demo prints: keys to try the API with."""
+
+    operator_key: str
+    tenant_admin_key: str
+    tenant_id: str
+
+
+_TENANTS = [
+    # name, country, timezone, seats, agents, numbers
+    ("Acme Support", "GB", "Europe/London", 10, 6, ["+442079460000", "+442079460001"]),
+    ("Kraków Sales", "PL", "Europe/Warsaw", 5, 4, ["+48123456789"]),
+    ("Zuid Helpdesk", "NL", "Europe/Amsterdam", 3, 2, ["+31201234567"]),
+]
+
+
+def seed(platform: Platform) -> DemoResult:
+    """Create the demo data once; on later runs only issue fresh keys."""
+    gov, access = platform.governance, platform.access
+    with platform.store.transaction() as tx:
+        operator = tx.get_user_by_email(OPERATOR_EMAIL)
+    if operator is None:
+        operator = gov.create_user(
+            SYSTEM, None, email=OPERATOR_EMAIL, display_name="Provider NOC", role=UserRole.OPERATOR
+        )
+        metered = gov.create_plan(
+            SYSTEM,
+            name="Contact Center Metered",
+            billing=Billing.METERED,
+            channels=[Channel.VOICE, Channel.MESSAGING],
+            currency="EUR",
+            limits=PlanLimits(concurrent_calls_per_tenant=20, monthly_charge_limit_minor=50_000),
+        )
+        unlimited = gov.create_plan(
+            SYSTEM,
+            name="Contact Center Unlimited",
+            billing=Billing.UNLIMITED,
+            channels=[Channel.VOICE, Channel.MESSAGING, Channel.VIDEO],
+            currency="EUR",
+            limits=PlanLimits(concurrent_calls_per_tenant=50),
+        )
+        for i, (name, country, tz, seats, agents, numbers) in enumerate(_TENANTS):
+            plan = unlimited if i == 0 else metered
+            tenant = gov.create_tenant(
+                SYSTEM, name=name, country=country, timezone=tz, plan_id=plan.id
+            )
+            gov.add_order(SYSTEM, tenant.id, seat_limit=seats, reference=f"SO-2026-{100 + i}")
+            domain = name.lower().replace(" ", "").replace("ó", "o") + ".example"
+            admin = gov.create_user(
+                SYSTEM,
+                tenant.id,
+                email=f"admin@{domain}",
+                display_name=f"{name} admin",
+                role=UserRole.TENANT_ADMIN,
+            )
+            gov.activate_user(SYSTEM, tenant.id, admin.id)
+            for n in range(agents):
+                agent = gov.create_user(
+                    SYSTEM,
+                    tenant.id,
+                    email=f"agent{n + 1}@{domain}",
+                    display_name=f"Agent {n + 1}",
+                    role=UserRole.AGENT,
+                )
+                gov.activate_user(SYSTEM, tenant.id, agent.id)
+            for e164 in numbers:
+                gov.add_number(SYSTEM, tenant.id, e164=e164, ownership=NumberOwnership.OWNED)
+            gov.create_trunk(
+                SYSTEM, tenant.id, name=f"{name} PBX", source_addresses=[f"192.0.2.{10 + i}/32"]
+            )
+    first = gov.list_tenants(SYSTEM, TenantQuery(), PageRequest(limit=1)).items[0]
+    admin_user = gov.list_users(
+        SYSTEM, UserQuery(tenant_id=first.id, role=UserRole.TENANT_ADMIN.value), PageRequest(1)
+    ).items[0]
+    operator_key = access.issue(SYSTEM, None, operator.id, "demo").secret
+    admin_key = access.issue(SYSTEM, first.id, admin_user.id, "demo").secret
+    return DemoResult(operator_key, admin_key, first.id)
