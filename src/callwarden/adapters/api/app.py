@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from callwarden import __version__
 from callwarden.adapters.api.errors import install_error_handlers
+from callwarden.adapters.api.middleware import SingleValuedQuery
 from callwarden.adapters.api.routes import audit, health, numbers, plans, tenants, users
 from callwarden.platform import Platform
 
@@ -32,6 +33,7 @@ def create_app(platform: Platform) -> FastAPI:
     )
     app.state.platform = platform
     install_error_handlers(app)
+    app.add_middleware(SingleValuedQuery)
     for module in (health, plans, tenants, users, numbers, audit):
         app.include_router(module.router)
     return app
