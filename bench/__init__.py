@@ -1,0 +1,1 @@
+"""Hot-path micro-benchmarks; each module prints its figures with an in-run baseline."""

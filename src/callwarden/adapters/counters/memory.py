@@ -1,0 +1,342 @@
+"""In-process counters: the embedded default (one instance, no servers).
+
+All state lives in dictionaries guarded by one ``threading.Lock``. Every operation does its work
+synchronously under the lock without awaiting, so it is atomic with respect to both other
+asyncio tasks and other threads. Memory is bounded: lease records are dropped when they expire
+(a heap per tenant orders them), rate states when their theoretical arrival time has passed,
+windows keep at most ``limit`` timestamps per key, and a full sweep every ``sweep_interval_s``
+(of the callers' clock) forgets keys nobody touches any more.
+"""
+
+from __future__ import annotations
+
+import bisect
+import heapq
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from callwarden.core.counters import (
+    Counters,
+    CountersUnavailable,
+    LeaseClaim,
+    LeaseOutcome,
+    RateCheck,
+    RateOutcome,
+    WindowOutcome,
+    check_call_id,
+    check_claims,
+    check_key,
+    check_rate_checks,
+    check_tenant_id,
+    check_time,
+    check_ttl,
+    check_window,
+)
+from callwarden.core.limits import from_micros, gcra_all, to_micros, window_decide
+
+__all__ = ["MemoryCounters"]
+
+
+@dataclass(slots=True)
+class _Call:
+    expires_us: int
+    keys: set[str] = field(default_factory=set)
+
+
+@dataclass(slots=True)
+class _TenantLeases:
+    """The leases of one tenant: who holds each key, what each call holds, and expiry order."""
+
+    holders: dict[str, set[str]] = field(default_factory=dict)
+    calls: dict[str, _Call] = field(default_factory=dict)
+    heap: list[tuple[int, str]] = field(default_factory=list)
+
+    def prune(self, now_us: int) -> None:
+        """Drop every call whose leases expired at or before ``now_us``."""
+        heap = self.heap
+        while heap and heap[0][0] <= now_us:
+            expires, call_id = heapq.heappop(heap)
+            call = self.calls.get(call_id)
+            if call is not None and call.expires_us == expires:
+                self.drop(call_id, call)
+
+    def drop(self, call_id: str, call: _Call) -> None:
+        """Forget a call and all its leases."""
+        del self.calls[call_id]
+        for key in call.keys:
+            holders = self.holders.get(key)
+            if holders is not None:
+                holders.discard(call_id)
+                if not holders:
+                    del self.holders[key]
+
+    def set_expiry(self, call_id: str, call: _Call, expires_us: int) -> None:
+        """Move a call's expiry; stale heap entries are skipped on pop and compacted here."""
+        call.expires_us = expires_us
+        heapq.heappush(self.heap, (expires_us, call_id))
+        if len(self.heap) > 2 * len(self.calls) + 64:
+            self.heap = [(c.expires_us, cid) for cid, c in self.calls.items()]
+            heapq.heapify(self.heap)
+
+    def count(self, key: str) -> int:
+        holders = self.holders.get(key)
+        return 0 if holders is None else len(holders)
+
+
+@dataclass(slots=True)
+class _Window:
+    window_us: int
+    stamps: list[int]
+
+
+class MemoryCounters(Counters):
+    """Counters kept in this process: exact, atomic, and lost on restart.
+
+    Use it for the embedded default and in tests; use the Redis counters when several instances
+    must share limits. ``sweep_interval_s`` sets how often (in the callers' clock) keys nobody
+    touches any more are swept away; a sweep costs time proportional to the number of keys.
+    """
+
+    def __init__(self, *, sweep_interval_s: float = 60.0) -> None:
+        check_ttl(sweep_interval_s)
+        self._lock = threading.Lock()
+        self._leases: dict[str, _TenantLeases] = {}
+        self._rates: dict[tuple[str, str], int] = {}
+        self._windows: dict[tuple[str, str], _Window] = {}
+        self._sweep_interval_us = to_micros(sweep_interval_s)
+        self._next_sweep_us: int | None = None
+        self._closed = False
+
+    # -- leases (LIM-2) ------------------------------------------------------------------------
+
+    async def acquire_leases(
+        self,
+        tenant_id: str,
+        call_id: str,
+        claims: Sequence[LeaseClaim],
+        ttl_s: float,
+        now: float,
+    ) -> LeaseOutcome:
+        check_tenant_id(tenant_id)
+        check_call_id(call_id)
+        check_claims(claims)
+        check_ttl(ttl_s)
+        check_time(now)
+        now_us, ttl_us = to_micros(now), to_micros(ttl_s)
+        with self._lock:
+            self._enter(now_us)
+            tenant = self._leases.get(tenant_id)
+            if tenant is None:
+                tenant = self._leases[tenant_id] = _TenantLeases()
+            tenant.prune(now_us)
+            call = tenant.calls.get(call_id)
+            held: set[str] = call.keys if call is not None else set()
+            full_key: str | None = None
+            for claim in claims:
+                if (
+                    full_key is None
+                    and claim.key not in held
+                    and tenant.count(claim.key) >= claim.limit
+                ):
+                    full_key = claim.key
+            if full_key is not None:
+                counts = tuple(tenant.count(c.key) for c in claims)
+                self._forget_if_empty(tenant_id, tenant)
+                return LeaseOutcome(False, full_key, counts, None)
+            already = all(c.key in held for c in claims)
+            if call is None:
+                call = tenant.calls[call_id] = _Call(now_us + ttl_us)
+            for claim in claims:
+                if claim.key not in call.keys:
+                    call.keys.add(claim.key)
+                    tenant.holders.setdefault(claim.key, set()).add(call_id)
+            tenant.set_expiry(call_id, call, now_us + ttl_us)
+            counts = tuple(tenant.count(c.key) for c in claims)
+            return LeaseOutcome(True, None, counts, from_micros(now_us + ttl_us), already)
+
+    async def renew_leases(self, tenant_id: str, call_id: str, ttl_s: float, now: float) -> bool:
+        check_tenant_id(tenant_id)
+        check_call_id(call_id)
+        check_ttl(ttl_s)
+        check_time(now)
+        now_us, ttl_us = to_micros(now), to_micros(ttl_s)
+        with self._lock:
+            self._enter(now_us)
+            tenant = self._leases.get(tenant_id)
+            if tenant is None:
+                return False
+            tenant.prune(now_us)
+            call = tenant.calls.get(call_id)
+            if call is None:
+                self._forget_if_empty(tenant_id, tenant)
+                return False
+            tenant.set_expiry(call_id, call, now_us + ttl_us)
+            return True
+
+    async def release_leases(self, tenant_id: str, call_id: str, now: float | None = None) -> bool:
+        check_tenant_id(tenant_id)
+        check_call_id(call_id)
+        now_us: int | None = None
+        if now is not None:
+            check_time(now)
+            now_us = to_micros(now)
+        with self._lock:
+            self._enter(now_us)
+            tenant = self._leases.get(tenant_id)
+            if tenant is None:
+                return False
+            if now_us is not None:
+                tenant.prune(now_us)
+            call = tenant.calls.get(call_id)
+            if call is not None:
+                tenant.drop(call_id, call)
+            self._forget_if_empty(tenant_id, tenant)
+            return call is not None
+
+    async def active_leases(self, tenant_id: str, key: str, now: float) -> int:
+        check_tenant_id(tenant_id)
+        check_key(key)
+        check_time(now)
+        now_us = to_micros(now)
+        with self._lock:
+            self._enter(now_us)
+            tenant = self._leases.get(tenant_id)
+            if tenant is None:
+                return 0
+            tenant.prune(now_us)
+            count = tenant.count(key)
+            self._forget_if_empty(tenant_id, tenant)
+            return count
+
+    async def calls_holding(self, tenant_id: str, now: float) -> list[str]:
+        check_tenant_id(tenant_id)
+        check_time(now)
+        now_us = to_micros(now)
+        with self._lock:
+            self._enter(now_us)
+            tenant = self._leases.get(tenant_id)
+            if tenant is None:
+                return []
+            tenant.prune(now_us)
+            calls = sorted(tenant.calls)
+            self._forget_if_empty(tenant_id, tenant)
+            return calls
+
+    # -- rates (LIM-5) -------------------------------------------------------------------------
+
+    async def hit_rates(
+        self, tenant_id: str, checks: Sequence[RateCheck], now: float
+    ) -> RateOutcome:
+        check_tenant_id(tenant_id)
+        check_rate_checks(checks)
+        check_time(now)
+        now_us = to_micros(now)
+        params = [(c.rate.interval_us, c.rate.tolerance_us) for c in checks]
+        with self._lock:
+            self._enter(now_us)
+            rates = self._rates
+            keys = [(tenant_id, c.key) for c in checks]
+            decision = gcra_all([rates.get(k) for k in keys], now_us, params)
+            if not decision.allowed:
+                assert decision.refused_index is not None
+                return RateOutcome(
+                    False,
+                    checks[decision.refused_index].key,
+                    from_micros(decision.retry_after_us),
+                )
+            for k, tat in zip(keys, decision.tats_us, strict=True):
+                rates[k] = tat
+            return RateOutcome(True, None, 0.0)
+
+    # -- rolling windows (DIA-4) ---------------------------------------------------------------
+
+    async def count_in_window(
+        self,
+        tenant_id: str,
+        key: str,
+        window_s: float,
+        limit: int,
+        now: float,
+        record: bool,
+    ) -> WindowOutcome:
+        check_tenant_id(tenant_id)
+        check_key(key)
+        check_window(window_s, limit)
+        check_time(now)
+        now_us, window_us = to_micros(now), to_micros(window_s)
+        with self._lock:
+            self._enter(now_us)
+            k = (tenant_id, key)
+            window = self._windows.get(k)
+            stamps = window.stamps if window is not None else []
+            decision = window_decide(stamps, now_us, window_us, limit)
+            if decision.drop:
+                del stamps[: decision.drop]
+            count = decision.count
+            if decision.admitted and record:
+                bisect.insort(stamps, now_us)
+                count += 1
+            if window is not None:
+                window.window_us = window_us
+                if not stamps:
+                    del self._windows[k]
+            elif stamps:
+                self._windows[k] = _Window(window_us, stamps)
+            return WindowOutcome(
+                decision.admitted, count, limit, from_micros(decision.retry_after_us)
+            )
+
+    # -- housekeeping --------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            self._leases.clear()
+            self._rates.clear()
+            self._windows.clear()
+
+    def sweep(self, now: float) -> int:
+        """Forget every expired lease, rate state and window now; return how many keys remain.
+
+        Runs on its own every ``sweep_interval_s``; exposed for tests and for an idle timer.
+        """
+        check_time(now)
+        with self._lock:
+            self._sweep(to_micros(now))
+            return self._size()
+
+    def size(self) -> int:
+        """Number of stored entries (lease records, lease keys, rate states, windows)."""
+        with self._lock:
+            return self._size()
+
+    def _size(self) -> int:
+        leases = sum(len(t.calls) + len(t.holders) for t in self._leases.values())
+        return leases + len(self._rates) + len(self._windows)
+
+    def _enter(self, now_us: int | None) -> None:
+        if self._closed:
+            raise CountersUnavailable("the in-process counters are closed")
+        if now_us is None:
+            return
+        if self._next_sweep_us is None:
+            self._next_sweep_us = now_us + self._sweep_interval_us
+        elif now_us >= self._next_sweep_us:
+            self._sweep(now_us)
+
+    def _sweep(self, now_us: int) -> None:
+        for tenant_id, tenant in list(self._leases.items()):
+            tenant.prune(now_us)
+            self._forget_if_empty(tenant_id, tenant)
+        self._rates = {k: tat for k, tat in self._rates.items() if tat > now_us}
+        self._windows = {
+            k: w
+            for k, w in self._windows.items()
+            if w.stamps and w.stamps[-1] + w.window_us > now_us
+        }
+        self._next_sweep_us = now_us + self._sweep_interval_us
+
+    def _forget_if_empty(self, tenant_id: str, tenant: _TenantLeases) -> None:
+        if not tenant.calls and not tenant.holders:
+            self._leases.pop(tenant_id, None)

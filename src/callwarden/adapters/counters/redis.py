@@ -1,0 +1,482 @@
+"""Redis counters: limits shared by many callwarden instances (the scaled-out path).
+
+Every operation is ONE Lua script run with EVALSHA (``register_script``), so it is atomic on the
+server: two instances admitting against one tenant never exceed its limits together. The
+scripts mirror :mod:`callwarden.core.limits` exactly; times travel as whole microseconds, which
+Lua's doubles hold exactly, and the decision depends only on the ``now`` the caller passes.
+
+Key layout (``P`` is the prefix, ``T`` the tenant id)::
+
+    P:{t:T}:lease:<key>     ZSET  call id -> lease expiry (us)        concurrent calls per key
+    P:{t:T}:call:<call id>  SET   keys the call holds                 exact release
+    P:{t:T}:calls           ZSET  call id -> lease expiry (us)        leak checks, idempotency
+    P:{t:T}:rate:<key>      STRING  theoretical arrival time (us)      GCRA
+    P:{t:T}:win:<key>       ZSET  "<us>:<nonce>" -> event time (us)    rolling windows
+
+The ``{t:T}`` hash tag puts all of a tenant's keys in one Redis Cluster slot, so each script
+touches a single slot. The acquire, renew and release scripts also reach lease keys named in
+the call's record rather than passed as KEYS (a call's keys are known only on the server); they
+share the tag, so they are in the declared keys' slot, which is what Redis Cluster requires.
+Every key carries a TTL: the time its content stops mattering by the callers' clock, plus
+``ttl_slack_s`` to absorb clock skew between instances and the server, so Redis never
+accumulates dead keys. Run Redis with ``maxmemory-policy noeviction``: evicting a lease key
+would undercount.
+
+Connection errors, timeouts and a server that is loading, read-only or out of memory become
+:class:`~callwarden.core.counters.CountersUnavailable`; script errors (bugs) propagate as they are.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+from redis.asyncio import Redis
+from redis.asyncio.connection import ConnectionPool
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.commands.core import AsyncScript
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from callwarden.core.counters import (
+    Counters,
+    CountersUnavailable,
+    LeaseClaim,
+    LeaseOutcome,
+    RateCheck,
+    RateOutcome,
+    WindowOutcome,
+    check_call_id,
+    check_claims,
+    check_key,
+    check_rate_checks,
+    check_tenant_id,
+    check_time,
+    check_ttl,
+    check_window,
+)
+from callwarden.core.limits import from_micros, to_micros
+
+__all__ = ["RedisCounters"]
+
+T = TypeVar("T")
+
+# Server-side conditions that mean "not available right now" rather than "bug".
+_UNAVAILABLE_REPLIES = (
+    "LOADING",
+    "READONLY",
+    "MASTERDOWN",
+    "CLUSTERDOWN",
+    "TRYAGAIN",
+    "OOM",
+    "BUSY",
+)
+
+# Shared Lua helper: give a ZSET a TTL covering its latest score (us) plus the slack (ms).
+_ZSET_TTL = """
+local function zset_ttl(key, now, slack)
+  local top = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
+  if top[2] then
+    local ms = math.ceil((tonumber(top[2]) - now) / 1000)
+    if ms < 1 then ms = 1 end
+    redis.call('PEXPIRE', key, ms + slack)
+  end
+end
+"""
+
+# Drop a call whose record is stale (expired by the callers' clock) together with its
+# memberships. Memberships share the record's expiry, so none of them is live.
+_DROP_CALL = """
+local function drop_call(calls, rec, cid, lprefix)
+  for _, k in ipairs(redis.call('SMEMBERS', rec)) do
+    redis.call('ZREM', lprefix .. k, cid)
+  end
+  redis.call('DEL', rec)
+  redis.call('ZREM', calls, cid)
+end
+"""
+
+# KEYS: calls index, call record, lease key per claim.
+# ARGV: call id, now us, ttl us, slack ms, lease key prefix, then (key, limit) per claim.
+# Returns {acquired, full index (1-based, 0 = none), already held, count per claim...}.
+_ACQUIRE = (
+    _ZSET_TTL
+    + _DROP_CALL
+    + """
+local calls, rec = KEYS[1], KEYS[2]
+local cid, now, ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local slack, lprefix = tonumber(ARGV[4]), ARGV[5]
+local n = #KEYS - 2
+
+local held = {}
+local exp = redis.call('ZSCORE', calls, cid)
+redis.call('ZREMRANGEBYSCORE', calls, '-inf', now)
+if exp and tonumber(exp) > now then
+  for _, k in ipairs(redis.call('SMEMBERS', rec)) do held[k] = true end
+elseif exp or redis.call('EXISTS', rec) == 1 then
+  drop_call(calls, rec, cid, lprefix)
+end
+
+local counts, full, already = {}, 0, 1
+for i = 1, n do
+  local lk, key, limit = KEYS[i + 2], ARGV[4 + 2 * i], tonumber(ARGV[5 + 2 * i])
+  redis.call('ZREMRANGEBYSCORE', lk, '-inf', now)
+  local c = redis.call('ZCARD', lk)
+  counts[i] = c
+  if not held[key] then
+    already = 0
+    if full == 0 and c >= limit then full = i end
+  end
+end
+if full > 0 then
+  local out = {0, full, 0}
+  for i = 1, n do out[3 + i] = counts[i] end
+  return out
+end
+
+local newexp = now + ttl
+for i = 1, n do
+  local key = ARGV[4 + 2 * i]
+  if not held[key] then
+    redis.call('SADD', rec, key)
+    held[key] = true
+  end
+end
+for key, _ in pairs(held) do
+  local lk = lprefix .. key
+  redis.call('ZADD', lk, newexp, cid)
+  zset_ttl(lk, now, slack)
+end
+redis.call('ZADD', calls, newexp, cid)
+zset_ttl(calls, now, slack)
+redis.call('PEXPIRE', rec, math.ceil(ttl / 1000) + slack)
+local out = {1, 0, already}
+for i = 1, n do out[3 + i] = redis.call('ZCARD', KEYS[i + 2]) end
+return out
+"""
+)
+
+# KEYS: calls index, call record. ARGV: call id, now us, ttl us, slack ms, lease key prefix.
+# Returns 1 when renewed, 0 when the call holds nothing live.
+_RENEW = (
+    _ZSET_TTL
+    + _DROP_CALL
+    + """
+local calls, rec = KEYS[1], KEYS[2]
+local cid, now, ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local slack, lprefix = tonumber(ARGV[4]), ARGV[5]
+local exp = redis.call('ZSCORE', calls, cid)
+if not exp or tonumber(exp) <= now then
+  if exp or redis.call('EXISTS', rec) == 1 then drop_call(calls, rec, cid, lprefix) end
+  return 0
+end
+local newexp = now + ttl
+for _, k in ipairs(redis.call('SMEMBERS', rec)) do
+  local lk = lprefix .. k
+  redis.call('ZADD', lk, newexp, cid)
+  zset_ttl(lk, now, slack)
+end
+redis.call('ZADD', calls, newexp, cid)
+zset_ttl(calls, now, slack)
+redis.call('PEXPIRE', rec, math.ceil(ttl / 1000) + slack)
+return 1
+"""
+)
+
+# KEYS: calls index, call record. ARGV: call id, lease key prefix, now us or "" (unknown).
+# Returns 1 when the call held leases (live ones, when now is given), else 0.
+_RELEASE = (
+    _DROP_CALL
+    + """
+local calls, rec = KEYS[1], KEYS[2]
+local cid, lprefix, now = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local exp = redis.call('ZSCORE', calls, cid)
+local stored = exp or redis.call('EXISTS', rec) == 1
+if not stored then return 0 end
+drop_call(calls, rec, cid, lprefix)
+if now == nil then return 1 end
+if exp and tonumber(exp) > now then return 1 end
+return 0
+"""
+)
+
+# KEYS: one lease key. ARGV: now us. Returns the live leases on it.
+_ACTIVE = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', tonumber(ARGV[1]))
+return redis.call('ZCARD', KEYS[1])
+"""
+
+# KEYS: calls index. ARGV: now us. Returns the call ids with live leases.
+_CALLS = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', tonumber(ARGV[1]))
+return redis.call('ZRANGE', KEYS[1], 0, -1)
+"""
+
+# KEYS: rate key per check. ARGV: now us, slack ms, then (interval us, tolerance us) per check.
+# GCRA as in limits.gcra_all. Returns {first refusing index (1-based, 0 = allowed), retry us}.
+_HIT = """
+local now, slack = tonumber(ARGV[1]), tonumber(ARGV[2])
+local refused, retry, new = 0, 0, {}
+for i = 1, #KEYS do
+  local interval, tol = tonumber(ARGV[1 + 2 * i]), tonumber(ARGV[2 + 2 * i])
+  local tat = redis.call('GET', KEYS[i])
+  local base = now
+  if tat then
+    tat = tonumber(tat)
+    if tat > now then base = tat end
+  end
+  local allow_at = base - tol
+  if now < allow_at then
+    if refused == 0 then refused = i end
+    if allow_at - now > retry then retry = allow_at - now end
+  end
+  new[i] = base + interval
+end
+if refused == 0 then
+  for i = 1, #KEYS do
+    redis.call('SET', KEYS[i], new[i], 'PX', math.ceil((new[i] - now) / 1000) + slack)
+  end
+end
+return {refused, retry}
+"""
+
+# KEYS: window key. ARGV: now us, window us, limit, record (0/1), member, slack ms.
+# As limits.window_decide. Returns {admitted, count, retry us}.
+_WINDOW = """
+local k = KEYS[1]
+local now, window, limit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local record, member, slack = ARGV[4] == '1', ARGV[5], tonumber(ARGV[6])
+redis.call('ZREMRANGEBYSCORE', k, '-inf', now - window)
+local n = redis.call('ZCARD', k)
+if n > limit then
+  redis.call('ZREMRANGEBYRANK', k, 0, n - limit - 1)
+  n = limit
+end
+if n < limit then
+  if record then
+    redis.call('ZADD', k, now, member)
+    n = n + 1
+    local top = redis.call('ZRANGE', k, -1, -1, 'WITHSCORES')
+    local ms = math.ceil((tonumber(top[2]) + window - now) / 1000)
+    if ms < 1 then ms = 1 end
+    redis.call('PEXPIRE', k, ms + slack)
+  end
+  return {1, n, 0}
+end
+local oldest = redis.call('ZRANGE', k, 0, 0, 'WITHSCORES')
+return {0, n, tonumber(oldest[2]) + window - now}
+"""
+
+
+class RedisCounters(Counters):
+    """Counters in Redis, shared by every instance pointed at the same server (or cluster).
+
+    Build it with :meth:`from_url` (or hand it a ``redis.asyncio.Redis`` whose connection
+    pool has short timeouts). ``prefix`` namespaces the keys (tests use a random one);
+    ``ttl_slack_s`` is added to every key TTL to absorb clock skew between instances.
+    """
+
+    def __init__(self, client: Redis, *, prefix: str = "cw", ttl_slack_s: float = 10.0) -> None:
+        if not prefix or "{" in prefix or "}" in prefix:
+            raise ValueError("prefix must be a non-empty string without braces")
+        if not ttl_slack_s >= 0:
+            raise ValueError("ttl_slack_s must be >= 0")
+        self._client = client
+        self._prefix = prefix
+        self._slack_ms = int(ttl_slack_s * 1000)
+        self._acquire = client.register_script(_ACQUIRE)
+        self._renew = client.register_script(_RENEW)
+        self._release = client.register_script(_RELEASE)
+        self._active = client.register_script(_ACTIVE)
+        self._calls = client.register_script(_CALLS)
+        self._hit = client.register_script(_HIT)
+        self._window = client.register_script(_WINDOW)
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        *,
+        socket_timeout: float = 0.2,
+        connect_timeout: float | None = None,
+        retries: int = 1,
+        max_connections: int | None = None,
+        prefix: str = "cw",
+        ttl_slack_s: float = 10.0,
+    ) -> RedisCounters:
+        """Connect to ``redis://[user:password@]host:port/db`` (or ``rediss://``).
+
+        ``socket_timeout`` bounds every read and write and ``connect_timeout`` (default: the
+        same) every connect, so a hung server costs at most about ``(retries + 1)`` timeouts
+        before :class:`CountersUnavailable`. ``retries`` retries only on connection errors,
+        immediately (a pooled connection the server closed), never on timeouts: a script whose
+        reply was lost may have run, and running it again would count twice.
+        """
+        pool = ConnectionPool.from_url(
+            url,
+            socket_timeout=socket_timeout,
+            socket_connect_timeout=connect_timeout
+            if connect_timeout is not None
+            else socket_timeout,
+            retry=Retry(NoBackoff(), retries, supported_errors=(RedisConnectionError,)),
+            max_connections=max_connections,
+        )
+        return cls(Redis.from_pool(pool), prefix=prefix, ttl_slack_s=ttl_slack_s)
+
+    @property
+    def client(self) -> Redis:
+        """The underlying client (for tests and health checks)."""
+        return self._client
+
+    @property
+    def prefix(self) -> str:
+        """The key prefix, ``P`` in ``P:{t:T}:...``."""
+        return self._prefix
+
+    def tenant_prefix(self, tenant_id: str) -> str:
+        """``P:{t:T}:``, the start of every key of the tenant (one Cluster slot)."""
+        return f"{self._prefix}:{{t:{tenant_id}}}:"
+
+    # -- leases (LIM-2) ------------------------------------------------------------------------
+
+    async def acquire_leases(
+        self,
+        tenant_id: str,
+        call_id: str,
+        claims: Sequence[LeaseClaim],
+        ttl_s: float,
+        now: float,
+    ) -> LeaseOutcome:
+        check_tenant_id(tenant_id)
+        check_call_id(call_id)
+        check_claims(claims)
+        check_ttl(ttl_s)
+        check_time(now)
+        now_us, ttl_us = to_micros(now), to_micros(ttl_s)
+        tp = self.tenant_prefix(tenant_id)
+        keys = [tp + "calls", tp + "call:" + call_id]
+        keys.extend(tp + "lease:" + c.key for c in claims)
+        args: list[str | int] = [call_id, now_us, ttl_us, self._slack_ms, tp + "lease:"]
+        for c in claims:
+            args.extend((c.key, c.limit))
+        reply = await self._run(self._acquire, keys, args)
+        acquired, full, already = int(reply[0]), int(reply[1]), int(reply[2])
+        counts = tuple(int(x) for x in reply[3:])
+        if not acquired:
+            return LeaseOutcome(False, claims[full - 1].key, counts, None)
+        return LeaseOutcome(True, None, counts, from_micros(now_us + ttl_us), bool(already))
+
+    async def renew_leases(self, tenant_id: str, call_id: str, ttl_s: float, now: float) -> bool:
+        check_tenant_id(tenant_id)
+        check_call_id(call_id)
+        check_ttl(ttl_s)
+        check_time(now)
+        tp = self.tenant_prefix(tenant_id)
+        keys = [tp + "calls", tp + "call:" + call_id]
+        args: list[str | int] = [
+            call_id,
+            to_micros(now),
+            to_micros(ttl_s),
+            self._slack_ms,
+            tp + "lease:",
+        ]
+        return bool(await self._run(self._renew, keys, args))
+
+    async def release_leases(self, tenant_id: str, call_id: str, now: float | None = None) -> bool:
+        check_tenant_id(tenant_id)
+        check_call_id(call_id)
+        if now is not None:
+            check_time(now)
+        tp = self.tenant_prefix(tenant_id)
+        keys = [tp + "calls", tp + "call:" + call_id]
+        args: list[str | int] = [call_id, tp + "lease:", "" if now is None else to_micros(now)]
+        return bool(await self._run(self._release, keys, args))
+
+    async def active_leases(self, tenant_id: str, key: str, now: float) -> int:
+        check_tenant_id(tenant_id)
+        check_key(key)
+        check_time(now)
+        lease_key = self.tenant_prefix(tenant_id) + "lease:" + key
+        return int(await self._run(self._active, [lease_key], [to_micros(now)]))
+
+    async def calls_holding(self, tenant_id: str, now: float) -> list[str]:
+        check_tenant_id(tenant_id)
+        check_time(now)
+        calls_key = self.tenant_prefix(tenant_id) + "calls"
+        reply = await self._run(self._calls, [calls_key], [to_micros(now)])
+        return sorted(_text(x) for x in reply)
+
+    # -- rates (LIM-5) -------------------------------------------------------------------------
+
+    async def hit_rates(
+        self, tenant_id: str, checks: Sequence[RateCheck], now: float
+    ) -> RateOutcome:
+        check_tenant_id(tenant_id)
+        check_rate_checks(checks)
+        check_time(now)
+        tp = self.tenant_prefix(tenant_id)
+        keys = [tp + "rate:" + c.key for c in checks]
+        args: list[str | int] = [to_micros(now), self._slack_ms]
+        for c in checks:
+            args.extend((c.rate.interval_us, c.rate.tolerance_us))
+        reply = await self._run(self._hit, keys, args)
+        refused, retry_us = int(reply[0]), int(reply[1])
+        if refused:
+            return RateOutcome(False, checks[refused - 1].key, from_micros(retry_us))
+        return RateOutcome(True, None, 0.0)
+
+    # -- rolling windows (DIA-4) ---------------------------------------------------------------
+
+    async def count_in_window(
+        self,
+        tenant_id: str,
+        key: str,
+        window_s: float,
+        limit: int,
+        now: float,
+        record: bool,
+    ) -> WindowOutcome:
+        check_tenant_id(tenant_id)
+        check_key(key)
+        check_window(window_s, limit)
+        check_time(now)
+        now_us = to_micros(now)
+        window_key = self.tenant_prefix(tenant_id) + "win:" + key
+        member = f"{now_us}:{os.urandom(8).hex()}"
+        args: list[str | int] = [
+            now_us,
+            to_micros(window_s),
+            limit,
+            1 if record else 0,
+            member,
+            self._slack_ms,
+        ]
+        reply = await self._run(self._window, [window_key], args)
+        return WindowOutcome(bool(int(reply[0])), int(reply[1]), limit, from_micros(int(reply[2])))
+
+    # -- housekeeping --------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+    async def _run(self, script: AsyncScript, keys: list[str], args: list[str | int]) -> Any:
+        return await _translate(lambda: script(keys=keys, args=args))
+
+
+async def _translate(call: Callable[[], Awaitable[T]]) -> T:
+    """Run one Redis call, turning "cannot reach the server" into CountersUnavailable."""
+    try:
+        return await call()
+    except (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError) as exc:
+        raise CountersUnavailable(f"redis counters unavailable: {exc}") from exc
+    except ResponseError as exc:
+        if str(exc).startswith(_UNAVAILABLE_REPLIES):
+            raise CountersUnavailable(f"redis counters unavailable: {exc}") from exc
+        raise
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

@@ -1,0 +1,297 @@
+"""The counters interface the admission service uses: concurrency leases, rates, rolling windows.
+
+One small abstract base class, :class:`Counters`, with two implementations in
+``callwarden.adapters.counters``: in-process (the embedded default) and Redis (atomic Lua
+scripts shared by many instances, so a limit holds globally). Pick one with
+``counters_from_url("memory://")`` or ``counters_from_url("redis://host:6379/0")``.
+
+Every operation takes the current time ``now`` explicitly (epoch seconds): tests drive a fake
+clock, and several instances sharing Redis agree because the decision depends only on the
+``now`` they pass, not on the server's clock. The arithmetic itself lives in
+:mod:`callwarden.core.limits`.
+
+Mechanisms served: LIM-2 (concurrent calls per tenant, user, number, trunk as leases with a TTL),
+LIM-5 (attempts per second/minute per tenant, user, source address, by GCRA) and DIA-4
+(repeat-call caps per destination over a rolling 24 h window).
+
+When the backend cannot be reached every operation raises :class:`CountersUnavailable`, and the
+caller applies the rule's configured fail-open or fail-closed mode.
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from types import TracebackType
+
+from callwarden.core.limits import Rate, to_micros
+
+__all__ = [
+    "Counters",
+    "CountersUnavailable",
+    "LeaseClaim",
+    "LeaseOutcome",
+    "RateCheck",
+    "RateOutcome",
+    "WindowOutcome",
+    "check_call_id",
+    "check_claims",
+    "check_key",
+    "check_rate_checks",
+    "check_tenant_id",
+    "check_time",
+    "check_ttl",
+    "check_window",
+]
+
+MAX_ID_LENGTH = 256
+
+
+class CountersUnavailable(Exception):
+    """The counters backend cannot be reached (connection refused, timeout, server not ready).
+
+    Not a policy decision: the caller decides what it means through the rule's fail-open or
+    fail-closed mode, and reports that the decision degraded. The original error is chained as
+    ``__cause__``.
+    """
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseClaim:
+    """One concurrency lease wanted by a call: at most ``limit`` live leases on ``key``.
+
+    Keys are free-form strings chosen by the caller and scoped to the tenant, e.g.
+    ``"tenant"``, ``"user:42"``, ``"number:+48221234567"``, ``"trunk:7"``. A limit of 0 means
+    the key admits nothing.
+    """
+
+    key: str
+    limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseOutcome:
+    """The result of :meth:`Counters.acquire_leases`.
+
+    ``acquired`` is true when the call now holds a lease on every claimed key (all-or-nothing).
+    ``full_key`` names the first claimed key (in the caller's order) that had no room, when
+    refused. ``counts`` gives the live leases per claim, in claim order: after acquisition when
+    acquired, as found when refused. ``expires_at`` is when the leases lapse unless renewed
+    (``None`` when refused). ``already_held`` is true when the call id already held every
+    claimed key (a retransmitted attempt): nothing was counted twice.
+    """
+
+    acquired: bool
+    full_key: str | None
+    counts: tuple[int, ...]
+    expires_at: float | None
+    already_held: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RateCheck:
+    """One rate to check for an attempt: ``rate`` applied to ``key`` (tenant-scoped).
+
+    The same key must always be checked with the same rate; the stored state (a theoretical
+    arrival time) does not remember which rate produced it.
+    """
+
+    key: str
+    rate: Rate
+
+
+@dataclass(frozen=True, slots=True)
+class RateOutcome:
+    """The result of :meth:`Counters.hit_rates`.
+
+    When refused, ``key`` is the first refusing check's key and ``retry_after`` (seconds) the
+    earliest time at which every check would pass, absent other traffic; nothing was consumed.
+    """
+
+    allowed: bool
+    key: str | None
+    retry_after: float
+
+
+@dataclass(frozen=True, slots=True)
+class WindowOutcome:
+    """The result of :meth:`Counters.count_in_window`.
+
+    ``count`` is the number of recorded events in the window (including the new one when it was
+    recorded), capped at ``limit``. ``admitted`` says the event was below the limit (and, with
+    ``record``, was recorded). ``retry_after`` (seconds, 0 when admitted) says when the oldest
+    counted event leaves the window.
+    """
+
+    admitted: bool
+    count: int
+    limit: int
+    retry_after: float
+
+
+class Counters(abc.ABC):
+    """Shared counters for admission, behind one interface (embedded or Redis).
+
+    All methods are coroutines and safe to call concurrently. Each operation is atomic: no
+    interleaving of operations from any number of tasks, threads or instances (for a shared
+    backend) can push live leases on a key above its limit, or let a rate or window admit more
+    than it allows. Tenants are isolated: every key is scoped to its ``tenant_id``.
+
+    Implementations raise :class:`CountersUnavailable` when their backend cannot be reached and
+    ``ValueError`` for invalid arguments (empty ids, duplicate keys, non-finite times).
+    """
+
+    @abc.abstractmethod
+    async def acquire_leases(
+        self,
+        tenant_id: str,
+        call_id: str,
+        claims: Sequence[LeaseClaim],
+        ttl_s: float,
+        now: float,
+    ) -> LeaseOutcome:
+        """Take a concurrency lease on every claimed key for one call, or on none (LIM-2).
+
+        Idempotent per call id: keys the call already holds are not counted again (SIP
+        retransmissions), only new keys are checked against their limits. On success every
+        lease of the call, old and new, lapses at ``now + ttl_s`` unless renewed, so a lost
+        call-end event cannot leak capacity forever. Expired leases do not count. A refusal
+        changes nothing, not even the expiry of leases the call already held.
+        """
+
+    @abc.abstractmethod
+    async def renew_leases(self, tenant_id: str, call_id: str, ttl_s: float, now: float) -> bool:
+        """Extend every live lease of the call to ``now + ttl_s``; false if it holds none."""
+
+    @abc.abstractmethod
+    async def release_leases(self, tenant_id: str, call_id: str, now: float | None = None) -> bool:
+        """Release exactly the leases the call holds; true if it held any.
+
+        Repeating it is harmless and returns false. With ``now``, leases that had already
+        expired are cleaned up but do not count as held (the result is then false); without
+        it, any lease record still stored counts.
+        """
+
+    @abc.abstractmethod
+    async def active_leases(self, tenant_id: str, key: str, now: float) -> int:
+        """Number of live (unexpired) leases on ``key``."""
+
+    @abc.abstractmethod
+    async def calls_holding(self, tenant_id: str, now: float) -> list[str]:
+        """Call ids holding at least one live lease in the tenant, sorted (leak checks)."""
+
+    @abc.abstractmethod
+    async def hit_rates(
+        self, tenant_id: str, checks: Sequence[RateCheck], now: float
+    ) -> RateOutcome:
+        """Count one attempt against several rates (LIM-5), all-or-nothing.
+
+        The attempt is admitted only if every check conforms; then each key consumes one unit.
+        If any refuses, nothing is consumed and the outcome names the first refusing key.
+        """
+
+    @abc.abstractmethod
+    async def count_in_window(
+        self,
+        tenant_id: str,
+        key: str,
+        window_s: float,
+        limit: int,
+        now: float,
+        record: bool,
+    ) -> WindowOutcome:
+        """Count events on ``key`` in the rolling ``window_s`` before ``now`` (DIA-4).
+
+        ``admitted`` is true when fewer than ``limit`` events are in the window; then, with
+        ``record``, this event is recorded too. At most ``limit`` timestamps are kept per key.
+        """
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Release connections and other resources; the instance is unusable afterwards."""
+
+    async def __aenter__(self) -> Counters:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+# Argument validation shared by the implementations, so both refuse the same inputs.
+
+
+def _check_text(what: str, value: str) -> None:
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{what} must be a non-empty string")
+    if len(value) > MAX_ID_LENGTH:
+        raise ValueError(f"{what} is longer than {MAX_ID_LENGTH} characters")
+
+
+def check_tenant_id(tenant_id: str) -> None:
+    """Refuse an empty or over-long tenant id, or one with braces (it is a Redis hash tag)."""
+    _check_text("tenant_id", tenant_id)
+    if "{" in tenant_id or "}" in tenant_id:
+        raise ValueError("tenant_id must not contain '{' or '}'")
+
+
+def check_call_id(call_id: str) -> None:
+    """Refuse an empty or over-long call id."""
+    _check_text("call_id", call_id)
+
+
+def check_key(key: str) -> None:
+    """Refuse an empty or over-long counter key."""
+    _check_text("key", key)
+
+
+def check_time(now: float) -> None:
+    """Refuse a non-finite time."""
+    if not math.isfinite(now):
+        raise ValueError(f"now must be a finite epoch time in seconds, got {now!r}")
+
+
+def check_ttl(ttl_s: float) -> None:
+    """Refuse a lease TTL that is not a positive, finite number of seconds."""
+    if not math.isfinite(ttl_s) or to_micros(ttl_s) < 1:
+        raise ValueError(f"ttl_s must be a positive number of seconds, got {ttl_s!r}")
+
+
+def check_claims(claims: Sequence[LeaseClaim]) -> None:
+    """Refuse an empty claim list, duplicate keys or negative limits."""
+    if not claims:
+        raise ValueError("at least one lease claim is required")
+    seen: set[str] = set()
+    for claim in claims:
+        check_key(claim.key)
+        if isinstance(claim.limit, bool) or not isinstance(claim.limit, int) or claim.limit < 0:
+            raise ValueError(f"lease limit for {claim.key!r} must be an integer >= 0")
+        if claim.key in seen:
+            raise ValueError(f"lease key {claim.key!r} is claimed twice")
+        seen.add(claim.key)
+
+
+def check_rate_checks(checks: Sequence[RateCheck]) -> None:
+    """Refuse an empty check list or duplicate keys."""
+    if not checks:
+        raise ValueError("at least one rate check is required")
+    seen: set[str] = set()
+    for check in checks:
+        check_key(check.key)
+        if check.key in seen:
+            raise ValueError(f"rate key {check.key!r} is checked twice")
+        seen.add(check.key)
+
+
+def check_window(window_s: float, limit: int) -> None:
+    """Refuse a window that is not a positive duration, or a limit below 1."""
+    if not math.isfinite(window_s) or to_micros(window_s) < 1:
+        raise ValueError(f"window_s must be a positive number of seconds, got {window_s!r}")
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise ValueError(f"window limit must be an integer >= 1, got {limit!r}")
