@@ -39,6 +39,16 @@ class Settings(BaseSettings):
     api_key_cache_ttl_s: float = Field(
         5.0, ge=0, description="Seconds a recognised API key is remembered in process"
     )
+    lease_grace_s: float = Field(
+        60.0,
+        gt=0,
+        description="Seconds a concurrency lease outlives the call's maximum duration",
+    )
+    change_poll_interval_s: float = Field(
+        0.5,
+        gt=0,
+        description="How often an instance reads the change feed for other instances' changes",
+    )
     max_page_size: int = Field(500, ge=1, description="Largest `limit` a list endpoint accepts")
 
     @classmethod

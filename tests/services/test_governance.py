@@ -154,6 +154,9 @@ def test_change_listeners_hear_of_every_tenant_change(platform: Platform) -> Non
         def key_changed(self) -> None:
             pass
 
+        def all_changed(self) -> None:
+            pass
+
     platform.governance.listeners.append(Listener())
     platform.governance.suspend_tenant(
         SYSTEM, world.tenants[1], reason="unpaid", clause_ids=["GOV-2"]

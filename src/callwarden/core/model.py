@@ -91,6 +91,7 @@ class PlanLimits:
     attempts_per_second: int | None = 10
     attempts_per_minute: int | None = 300
     calls_per_destination_per_day: int | None = 10
+    max_call_duration_s: int | None = 14_400
     monthly_charge_limit_minor: int | None = None
     allow_withheld_caller_id: bool = False
     allowed_countries: tuple[str, ...] | None = None

@@ -31,6 +31,7 @@ class Permission(StrEnum):
     KEYS_WRITE = "keys:write"
     AUDIT_READ = "audit:read"
     OVERRIDE = "override"
+    ADMISSION = "admission"
 
 
 _P = Permission

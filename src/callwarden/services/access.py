@@ -49,6 +49,10 @@ class AccessService:
         """Forget cached keys (a user of this tenant may have changed)."""
         self.key_changed()
 
+    def all_changed(self) -> None:
+        """Forget cached keys."""
+        self.key_changed()
+
     def key_changed(self) -> None:
         """Forget every cached key."""
         with self._lock:

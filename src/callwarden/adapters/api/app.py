@@ -2,16 +2,41 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio
+import anyio.to_thread
 from fastapi import FastAPI
 
 from callwarden import __version__
 from callwarden.adapters.api.errors import install_error_handlers
 from callwarden.adapters.api.middleware import SingleValuedQuery
-from callwarden.adapters.api.routes import audit, health, numbers, plans, tenants, users
+from callwarden.adapters.api.routes import (
+    admission,
+    audit,
+    health,
+    numbers,
+    plans,
+    rules,
+    tenants,
+    users,
+)
 from callwarden.platform import Platform
+
+log = logging.getLogger("callwarden.api")
+
+
+async def _follow_changes(platform: Platform) -> None:
+    """Read the change feed so changes made through other instances reach admission here."""
+    interval = platform.settings.change_poll_interval_s
+    while True:
+        try:
+            await anyio.to_thread.run_sync(platform.admission.poll_changes)
+        except Exception:  # a database hiccup must not stop the follower; it logs and retries
+            log.exception("change feed poll failed")
+        await anyio.sleep(interval)
 
 
 def create_app(platform: Platform) -> FastAPI:
@@ -19,7 +44,11 @@ def create_app(platform: Platform) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        yield
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(_follow_changes, platform)
+            yield
+            tasks.cancel_scope.cancel()
+        await platform.counters.close()
 
     app = FastAPI(
         title="callwarden",
@@ -34,6 +63,6 @@ def create_app(platform: Platform) -> FastAPI:
     app.state.platform = platform
     install_error_handlers(app)
     app.add_middleware(SingleValuedQuery)
-    for module in (health, plans, tenants, users, numbers, audit):
+    for module in (health, admission, plans, tenants, users, numbers, rules, audit):
         app.include_router(module.router)
     return app

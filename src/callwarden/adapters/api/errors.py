@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
+from callwarden.core.counters import CountersUnavailable
 from callwarden.core.errors import (
     CallwardenError,
     Conflict,
@@ -122,6 +123,11 @@ def install_error_handlers(app: FastAPI) -> None:
             field=first.field,
             errors=errors,
         )
+
+    @app.exception_handler(CountersUnavailable)
+    async def _counters(_: Request, exc: CountersUnavailable) -> JSONResponse:
+        log.warning("counters unreachable", extra={"error": str(exc)})
+        return error_response(503, "counters_unavailable", f"counters unreachable: {exc}")
 
     @app.exception_handler(HTTPException)
     async def _http(_: Request, exc: HTTPException) -> JSONResponse:

@@ -110,6 +110,7 @@ class LimitsBody(Model):
     attempts_per_second: Count | None = 10
     attempts_per_minute: Count | None = 300
     calls_per_destination_per_day: Count | None = 10
+    max_call_duration_s: Annotated[int, Field(ge=1, le=86_400)] | None = 14_400
     monthly_charge_limit_minor: Annotated[int, Field(ge=0, le=10**15)] | None = None
     allow_withheld_caller_id: bool = False
     allowed_countries: list[Country] | None = Field(None, max_length=300)
@@ -144,6 +145,7 @@ class LimitsBody(Model):
             attempts_per_second=limits.attempts_per_second,
             attempts_per_minute=limits.attempts_per_minute,
             calls_per_destination_per_day=limits.calls_per_destination_per_day,
+            max_call_duration_s=limits.max_call_duration_s,
             monthly_charge_limit_minor=limits.monthly_charge_limit_minor,
             allow_withheld_caller_id=limits.allow_withheld_caller_id,
             allowed_countries=list(limits.allowed_countries) if limits.allowed_countries else None,

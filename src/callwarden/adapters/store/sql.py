@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, Select, func, select, text, update
+from sqlalchemy import Engine, Select, delete, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -18,18 +18,24 @@ from callwarden.adapters.store.tables import (
     AuditHeadRow,
     AuditRow,
     Base,
+    HighRiskPrefixRow,
     OrderRow,
     OverrideRow,
     PhoneNumberRow,
     PlanRow,
+    RulePolicyRow,
     TenantRow,
     TrunkRow,
     UserRow,
 )
+from callwarden.core.admission.policy import FailureMode, RuleMode, RulePolicy
+from callwarden.core.admission.snapshot import NumberState, UserState
 from callwarden.core.audit import AuditEntry, AuditFact, seal
 from callwarden.core.errors import Conflict
 from callwarden.core.model import (
     ApiKey,
+    NumberOwnership,
+    NumberStatus,
     Order,
     Override,
     PhoneNumber,
@@ -41,6 +47,8 @@ from callwarden.core.model import (
     UserRole,
     UserStatus,
 )
+from callwarden.core.prefixes import PrefixEntry
+from callwarden.services.ids import new_id
 from callwarden.services.ports import (
     AuditQuery,
     NumberQuery,
@@ -303,6 +311,106 @@ class SqlTransaction:
     def list_overrides(self, tenant_id: str, page: PageRequest) -> Page[Override]:
         stmt = select(OverrideRow).where(OverrideRow.tenant_id == tenant_id)
         return self._page(stmt.order_by(OverrideRow.at), page, m.override_from_row)
+
+    # -- admission configuration ---------------------------------------------------------------
+    def get_rule_policies(self, scope: str, scope_id: str) -> dict[str, RulePolicy]:
+        rows = self.session.scalars(
+            select(RulePolicyRow).where(
+                RulePolicyRow.scope == scope, RulePolicyRow.scope_id == scope_id
+            )
+        )
+        return {
+            r.rule: RulePolicy(
+                mode=RuleMode(r.mode),
+                failure=FailureMode(r.failure),
+                allow_destinations=tuple(r.allow_destinations),
+                allow_users=frozenset(r.allow_users),
+            )
+            for r in rows
+        }
+
+    def set_rule_policy(
+        self, scope: str, scope_id: str, rule: str, policy: RulePolicy, at: datetime
+    ) -> None:
+        row = self.session.scalar(
+            select(RulePolicyRow).where(
+                RulePolicyRow.scope == scope,
+                RulePolicyRow.scope_id == scope_id,
+                RulePolicyRow.rule == rule,
+            )
+        )
+        if row is None:
+            row = RulePolicyRow(id=new_id("rp"), scope=scope, scope_id=scope_id, rule=rule)
+            self.session.add(row)
+        row.mode = policy.mode.value
+        row.failure = policy.failure.value
+        row.allow_destinations = list(policy.allow_destinations)
+        row.allow_users = sorted(policy.allow_users)
+        row.updated_at = at
+        self.session.flush()
+
+    def delete_rule_policy(self, scope: str, scope_id: str, rule: str) -> bool:
+        row = self.session.scalar(
+            select(RulePolicyRow).where(
+                RulePolicyRow.scope == scope,
+                RulePolicyRow.scope_id == scope_id,
+                RulePolicyRow.rule == rule,
+            )
+        )
+        if row is None:
+            return False
+        self.session.delete(row)
+        self.session.flush()
+        return True
+
+    def replace_high_risk_prefixes(self, entries: list[PrefixEntry], at: datetime) -> None:
+        self.session.execute(delete(HighRiskPrefixRow))
+        if entries:
+            self.session.execute(
+                insert(HighRiskPrefixRow),
+                [{"prefix": e.prefix, "label": e.label, "added_at": at} for e in entries],
+            )
+
+    def list_high_risk_prefixes(self) -> list[PrefixEntry]:
+        rows = self.session.scalars(select(HighRiskPrefixRow).order_by(HighRiskPrefixRow.prefix))
+        return [PrefixEntry(r.prefix, r.label) for r in rows]
+
+    # -- admission snapshots -------------------------------------------------------------------
+    def all_trunks(self) -> list[Trunk]:
+        return [m.trunk_from_row(r) for r in self.session.scalars(select(TrunkRow))]
+
+    def user_states(self, tenant_id: str) -> dict[str, UserState]:
+        rows = self.session.execute(
+            select(UserRow.id, UserRow.status, UserRow.suspension).where(
+                UserRow.tenant_id == tenant_id
+            )
+        )
+        return {
+            uid: UserState(UserStatus(status), m.suspension_from_json(susp))
+            for uid, status, susp in rows
+        }
+
+    def number_states(self, tenant_id: str) -> dict[str, NumberState]:
+        rows = self.session.scalars(
+            select(PhoneNumberRow).where(PhoneNumberRow.tenant_id == tenant_id)
+        )
+        return {
+            r.e164: NumberState(
+                r.id,
+                NumberStatus(r.status),
+                NumberOwnership(r.ownership),
+                m.suspension_from_json(r.suspension),
+            )
+            for r in rows
+        }
+
+    def changed_tenants_since(self, seq: int) -> tuple[int, set[str | None]]:
+        rows = self.session.execute(
+            select(AuditRow.seq, AuditRow.tenant_id).where(AuditRow.seq > seq)
+        ).all()
+        if not rows:
+            return seq, set()
+        return max(r[0] for r in rows), {r[1] for r in rows}
 
     # -- audit ---------------------------------------------------------------------------------
     def append_audit(self, fact: AuditFact, at: datetime) -> AuditEntry:

@@ -9,7 +9,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, TypeDecorator
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -158,3 +168,28 @@ class AuditHeadRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     seq: Mapped[int] = mapped_column(Integer)
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class RulePolicyRow(Base):
+    """How one admission rule runs for a plan or a tenant (the tenant's row wins)."""
+
+    __tablename__ = "rule_policies"
+    __table_args__ = (UniqueConstraint("scope", "scope_id", "rule", name="uq_rule_policy_scope"),)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    scope: Mapped[str] = mapped_column(String(8))
+    scope_id: Mapped[str] = mapped_column(String(32), index=True)
+    rule: Mapped[str] = mapped_column(String(32))
+    mode: Mapped[str] = mapped_column(String(8))
+    failure: Mapped[str] = mapped_column(String(8))
+    allow_destinations: Mapped[list[Any]]
+    allow_users: Mapped[list[Any]]
+    updated_at: Mapped[datetime]
+
+
+class HighRiskPrefixRow(Base):
+    """One range of the operator's high-risk destination list (FRD-1)."""
+
+    __tablename__ = "high_risk_prefixes"
+    prefix: Mapped[str] = mapped_column(String(15), primary_key=True)
+    label: Mapped[str | None] = mapped_column(String(200))
+    added_at: Mapped[datetime]

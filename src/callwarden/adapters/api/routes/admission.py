@@ -1,0 +1,159 @@
+"""/v1/admission: the hot path. A SIP server asks here before every call it places."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field, StringConstraints, model_validator
+
+from callwarden.adapters.api.auth import Caller, PlatformDep
+from callwarden.adapters.api.errors import ERROR_RESPONSES
+from callwarden.adapters.api.schemas import Model, TenantId
+from callwarden.core.admission.attempt import CallAttempt, Direction
+from callwarden.core.admission.decision import Decision
+from callwarden.core.permissions import Permission
+from callwarden.services.admission import CallEvent
+from callwarden.services.governance import authorize
+
+router = APIRouter(prefix="/v1/admission", tags=["admission"], responses=ERROR_RESPONSES)
+
+_NO_CONTROL = r"^[^\x00-\x1f\x7f]*$"
+CallId = Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=_NO_CONTROL)]
+SourceIp = Annotated[
+    str, StringConstraints(min_length=2, max_length=45, pattern=r"^[0-9A-Fa-f:.]+$")
+]
+TenantRef = Annotated[str, StringConstraints(pattern=r"^tn_[0-9a-f]{16}$")]
+UserRef = Annotated[str, StringConstraints(pattern=r"^us_[0-9a-f]{16}$")]
+Epoch = Annotated[float, Field(ge=0, le=100_000_000_000, allow_inf_nan=False)]
+
+
+class AttemptIn(Model):
+    """A call attempt. Give `tenant_id`, or the `source_ip` of a tenant's trunk."""
+
+    call_id: CallId
+    destination: Annotated[str, StringConstraints(max_length=128)] = Field(
+        description="As dialled or as E.164; an unparseable one is refused with its reason"
+    )
+    direction: Direction = Direction.OUTBOUND
+    tenant_id: TenantRef | None = None
+    source_ip: SourceIp | None = None
+    user_id: UserRef | None = None
+    caller: Annotated[str, StringConstraints(max_length=64)] | None = Field(
+        None, description="The presented caller ID; null or 'anonymous' when withheld"
+    )
+    at: Epoch | None = Field(None, description="Epoch seconds; the server's time when absent")
+
+    @model_validator(mode="after")
+    def _identified(self) -> AttemptIn:
+        if self.tenant_id is None and self.source_ip is None:
+            raise ValueError("give tenant_id or source_ip to identify the tenant")
+        return self
+
+
+class FindingOut(BaseModel):
+    rule: str
+    clause_ids: list[str]
+    reason: str
+
+
+class DecisionOut(BaseModel):
+    """The answer: admit or refuse, the SIP status to use, why, and for how long."""
+
+    admit: bool
+    sip_status: int
+    reason: str
+    clause_ids: list[str]
+    max_duration_s: int | None
+    warnings: list[str]
+    degraded: bool
+    emergency: bool
+    refused_by: str | None
+    retry_after_s: float | None
+    observed: list[FindingOut]
+
+    @classmethod
+    def of(cls, d: Decision) -> DecisionOut:
+        return cls(
+            admit=d.admit,
+            sip_status=d.sip_status,
+            reason=d.reason,
+            clause_ids=list(d.clause_ids),
+            max_duration_s=d.max_duration_s,
+            warnings=list(d.warnings),
+            degraded=d.degraded,
+            emergency=d.emergency,
+            refused_by=d.refused_by,
+            retry_after_s=d.retry_after_s,
+            observed=[
+                FindingOut(rule=f.rule, clause_ids=list(f.clause_ids), reason=f.reason)
+                for f in d.observed
+            ],
+        )
+
+
+class EventIn(Model):
+    """A call's progress or end, identified like its attempt."""
+
+    event: CallEvent
+    tenant_id: TenantRef | None = None
+    source_ip: SourceIp | None = None
+    duration_s: Annotated[float, Field(ge=0, le=10**7, allow_inf_nan=False)] | None = None
+
+    @model_validator(mode="after")
+    def _identified(self) -> EventIn:
+        if self.tenant_id is None and self.source_ip is None:
+            raise ValueError("give tenant_id or source_ip to identify the tenant")
+        return self
+
+
+class EventOut(BaseModel):
+    call_id: str
+    event: CallEvent
+    changed: bool = Field(description="False for a repeated event or an unknown call")
+
+
+class LeasesOut(BaseModel):
+    tenant_id: str
+    calls: list[str]
+
+
+@router.post("/calls")
+async def decide_call(body: AttemptIn, by: Caller, p: PlatformDep) -> DecisionOut:
+    """Admit or refuse a call attempt, citing the clauses behind the answer."""
+    authorize(by, Permission.ADMISSION)
+    attempt = CallAttempt(
+        call_id=body.call_id,
+        destination=body.destination,
+        direction=body.direction,
+        at=body.at if body.at is not None else time.time(),
+        tenant_id=body.tenant_id,
+        user_id=body.user_id,
+        caller=body.caller,
+        source_ip=body.source_ip,
+    )
+    return DecisionOut.of(await p.admission.decide(attempt))
+
+
+@router.post("/calls/{call_id}/events")
+async def call_event(
+    call_id: Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=_NO_CONTROL)],
+    body: EventIn,
+    by: Caller,
+    p: PlatformDep,
+) -> EventOut:
+    """Report that a call was answered (renews its leases) or ended (releases them)."""
+    authorize(by, Permission.ADMISSION)
+    changed = await p.admission.call_event(
+        call_id, body.event, tenant_id=body.tenant_id, source_ip=body.source_ip
+    )
+    return EventOut(call_id=call_id, event=body.event, changed=changed)
+
+
+@router.get("/tenants/{tenant_id}/leases")
+async def tenant_leases(tenant_id: TenantId, by: Caller, p: PlatformDep) -> LeasesOut:
+    """The calls currently holding concurrency leases for a tenant."""
+    authorize(by, Permission.TENANTS_READ, tenant_id)
+    calls = await p.counters.calls_holding(tenant_id, time.time())
+    return LeasesOut(tenant_id=tenant_id, calls=calls)

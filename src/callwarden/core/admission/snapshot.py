@@ -1,0 +1,54 @@
+"""What admission needs to know of a tenant, held in memory between changes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from callwarden.core.admission.policy import DEFAULT_POLICY, RulePolicy
+from callwarden.core.model import (
+    Channel,
+    NumberOwnership,
+    NumberStatus,
+    PlanLimits,
+    Suspension,
+    TenantStatus,
+    UserStatus,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class UserState:
+    """A user's standing, as far as admission cares."""
+
+    status: UserStatus
+    suspension: Suspension | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NumberState:
+    """A caller-ID number's standing."""
+
+    id: str
+    status: NumberStatus
+    ownership: NumberOwnership
+    suspension: Suspension | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TenantSnapshot:
+    """A tenant's state for admission: built from the store, replaced on every change."""
+
+    tenant_id: str
+    country: str
+    status: TenantStatus
+    suspension: Suspension | None
+    channels: frozenset[Channel]
+    limits: PlanLimits
+    users: Mapping[str, UserState] = field(default_factory=dict)
+    numbers: Mapping[str, NumberState] = field(default_factory=dict)
+    policies: Mapping[str, RulePolicy] = field(default_factory=dict)
+
+    def policy(self, rule_id: str) -> RulePolicy:
+        """The policy for `rule_id` (tenant's, else plan's, else enforce with no allowlist)."""
+        return self.policies.get(rule_id, DEFAULT_POLICY)

@@ -1,0 +1,420 @@
+"""The admission service: answers every call attempt, and keeps concurrency leases honest.
+
+It holds an in-memory snapshot per tenant (no database round trip per call), rebuilt after any
+change made through this instance at once and, for changes made by other instances, within the
+change-feed poll interval. The pure rules run first; then the counter rules, which need state
+shared between instances: attempt rates (LIM-5), concurrent calls (LIM-2) and repeat calls to
+one destination (DIA-4). Emergency calls are admitted before anything can refuse them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Protocol
+
+import anyio.to_thread
+
+from callwarden.core.admission.attempt import CallAttempt, Direction
+from callwarden.core.admission.decision import Decision, Finding, admitted, refused
+from callwarden.core.admission.pipeline import Verdict, evaluate, is_emergency_anywhere
+from callwarden.core.admission.policy import FailureMode, RuleMode, RulePolicy
+from callwarden.core.admission.snapshot import TenantSnapshot
+from callwarden.core.admission.trunks import TrunkIndex
+from callwarden.core.counters import Counters, CountersUnavailable, LeaseClaim, RateCheck
+from callwarden.core.limits import Rate
+from callwarden.core.model import PlanLimits
+from callwarden.core.numbering import NumberingPlan
+from callwarden.core.prefixes import PrefixList
+from callwarden.services.ports import Store
+
+log = logging.getLogger("callwarden.admission")
+
+DAY_S = 86_400.0
+UNLIMITED_LEASE_TTL_S = 4 * 3600.0
+_UNBOUNDED = 1_000_000_000
+
+
+class CallEvent(StrEnum):
+    """What the SIP server reports after the decision."""
+
+    ANSWERED = "answered"
+    PROGRESS = "progress"
+    ENDED = "ended"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class SpendGate(Protocol):
+    """The seam for charge limits (LIM-1, LIM-3): how long the budget lets this call last.
+
+    Returns the affordable duration in seconds (None: no spend limit applies) or a refusing
+    finding when nothing is affordable.
+    """
+
+    async def max_duration(
+        self, attempt: CallAttempt, snapshot: TenantSnapshot, verdict: Verdict
+    ) -> int | Finding | None: ...
+
+
+class NoSpendLimit:
+    """The default spend gate: no charge limit is enforced."""
+
+    async def max_duration(
+        self, attempt: CallAttempt, snapshot: TenantSnapshot, verdict: Verdict
+    ) -> int | Finding | None:
+        """No limit from spend."""
+        return None
+
+
+@dataclass
+class _Outcome:
+    """What the counter rules add to the decision."""
+
+    blocking: Finding | None = None
+    observed: list[Finding] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    degraded: bool = False
+    leased: bool = False
+
+
+class AdmissionService:
+    """Decides call attempts against tenant snapshots and shared counters."""
+
+    def __init__(
+        self,
+        store: Store,
+        counters: Counters,
+        numbering: NumberingPlan,
+        *,
+        clock: Callable[[], float] = time.time,
+        lease_grace_s: float = 60.0,
+        spend: SpendGate | None = None,
+    ) -> None:
+        self.store = store
+        self.counters = counters
+        self.numbering = numbering
+        self.clock = clock
+        self.lease_grace_s = lease_grace_s
+        self.spend: SpendGate = spend or NoSpendLimit()
+        self._snapshots: dict[str, TenantSnapshot | None] = {}
+        self._trunks: TrunkIndex | None = None
+        self._high_risk: PrefixList | None = None
+        self._feed_seq: int | None = None
+        self._lock = threading.Lock()
+
+    # -- change listener -----------------------------------------------------------------------
+    def tenant_changed(self, tenant_id: str) -> None:
+        """Drop the tenant's snapshot (and the trunk index) so the next attempt reloads them."""
+        with self._lock:
+            self._snapshots.pop(tenant_id, None)
+            self._trunks = None
+
+    def key_changed(self) -> None:
+        """API keys do not affect admission."""
+
+    def all_changed(self) -> None:
+        """Drop every cached view (after a global change such as the high-risk list)."""
+        with self._lock:
+            self._snapshots.clear()
+            self._trunks = None
+            self._high_risk = None
+
+    def poll_changes(self) -> int:
+        """Read the audit log as a change feed and drop what other instances changed; returns
+        the number of tenants refreshed."""
+        with self.store.transaction() as tx:
+            if self._feed_seq is None:
+                self._feed_seq = tx.audit_head()[0]
+                return 0
+            seq, tenants = tx.changed_tenants_since(self._feed_seq)
+        self._feed_seq = seq
+        if None in tenants:
+            self.all_changed()
+            return len(tenants)
+        for tenant_id in tenants:
+            if tenant_id is not None:
+                self.tenant_changed(tenant_id)
+        return len(tenants)
+
+    # -- snapshots -----------------------------------------------------------------------------
+    def load_snapshot(self, tenant_id: str) -> TenantSnapshot | None:
+        """Build a tenant's snapshot from the store (None for an unknown tenant)."""
+        with self.store.transaction() as tx:
+            tenant = tx.get_tenant(tenant_id)
+            if tenant is None:
+                return None
+            plan = tx.get_plan(tenant.plan_id)
+            if plan is None:
+                return None
+            policies: dict[str, RulePolicy] = tx.get_rule_policies("plan", plan.id)
+            policies.update(tx.get_rule_policies("tenant", tenant.id))
+            return TenantSnapshot(
+                tenant_id=tenant.id,
+                country=tenant.country,
+                status=tenant.status,
+                suspension=tenant.suspension,
+                channels=plan.channels,
+                limits=plan.limits,
+                users=tx.user_states(tenant.id),
+                numbers=tx.number_states(tenant.id),
+                policies=policies,
+            )
+
+    def _load_globals(self) -> tuple[TrunkIndex, PrefixList]:
+        with self.store.transaction() as tx:
+            return TrunkIndex(tx.all_trunks()), PrefixList(tx.list_high_risk_prefixes())
+
+    async def _snapshot(self, tenant_id: str) -> TenantSnapshot | None:
+        if tenant_id in self._snapshots:
+            return self._snapshots[tenant_id]
+        snap = await anyio.to_thread.run_sync(self.load_snapshot, tenant_id)
+        with self._lock:
+            self._snapshots[tenant_id] = snap
+        return snap
+
+    async def _globals(self) -> tuple[TrunkIndex, PrefixList]:
+        trunks, high_risk = self._trunks, self._high_risk
+        if trunks is not None and high_risk is not None:
+            return trunks, high_risk
+        loaded = await anyio.to_thread.run_sync(self._load_globals)
+        with self._lock:
+            self._trunks, self._high_risk = loaded
+        return loaded
+
+    # -- decisions -----------------------------------------------------------------------------
+    async def decide(self, attempt: CallAttempt) -> Decision:
+        """Admit or refuse one call attempt, with the clauses behind the answer."""
+        trunks, high_risk = await self._globals()
+        tenant_id = attempt.tenant_id
+        if tenant_id is None and attempt.source_ip is not None:
+            tenant_id = trunks.tenant_for(attempt.source_ip)
+        snap = await self._snapshot(tenant_id) if tenant_id is not None else None
+        if snap is None:
+            if is_emergency_anywhere(self.numbering, attempt.destination):
+                return admitted(None, emergency=True, warnings=("the tenant is unknown",))
+            who = tenant_id or f"source address {attempt.source_ip}"
+            return refused(Finding("tenant", ("ACC-1",), f"unknown tenant: {who}"))
+        verdict = evaluate(attempt, snap, self.numbering, high_risk)
+        if verdict.emergency:
+            return admitted(None, emergency=True)
+        if verdict.blocking is not None:
+            return refused(verdict.blocking, observed=verdict.observed, warnings=verdict.warnings)
+        limits = snap.limits
+        spend = await self.spend.max_duration(attempt, snap, verdict)
+        if isinstance(spend, Finding):
+            return refused(spend, observed=verdict.observed, warnings=verdict.warnings)
+        caps = [d for d in (limits.max_call_duration_s, spend) if d is not None]
+        max_duration = min(caps) if caps else None
+        outcome = await self._counter_rules(attempt, snap, verdict, max_duration)
+        observed = (*verdict.observed, *outcome.observed)
+        warnings = (*verdict.warnings, *outcome.warnings)
+        if outcome.blocking is not None:
+            return refused(
+                outcome.blocking, degraded=outcome.degraded, warnings=warnings, observed=observed
+            )
+        return admitted(
+            max_duration, degraded=outcome.degraded, warnings=warnings, observed=observed
+        )
+
+    def _leased_number(
+        self, attempt: CallAttempt, snap: TenantSnapshot, verdict: Verdict
+    ) -> str | None:
+        """The tenant's own number on the call: the caller ID out, the called number in."""
+        if attempt.direction is Direction.INBOUND:
+            return verdict.destination.e164
+        if not attempt.caller:
+            return None
+        return self.numbering.classify(attempt.caller, snap.country).e164
+
+    def _lease_ttl(self, max_duration: int | None) -> float:
+        base = UNLIMITED_LEASE_TTL_S if max_duration is None else float(max_duration)
+        return base + self.lease_grace_s
+
+    async def _counter_rules(
+        self,
+        attempt: CallAttempt,
+        snap: TenantSnapshot,
+        verdict: Verdict,
+        max_duration: int | None,
+    ) -> _Outcome:
+        out = _Outcome()
+        tenant, now = snap.tenant_id, attempt.at
+        dest_e164 = verdict.destination.e164
+        limits = snap.limits
+
+        def active(rule: str) -> RulePolicy | None:
+            policy = snap.policy(rule)
+            if policy.mode is RuleMode.OFF or policy.exempts(dest_e164, attempt.user_id):
+                return None
+            return policy
+
+        def unavailable(rule: str, policy: RulePolicy, clause: str, exc: Exception) -> bool:
+            """Apply the failure mode; True when the attempt must be refused."""
+            out.degraded = True
+            log.warning("counters unreachable", extra={"rule": rule, "error": str(exc)})
+            if policy.failure is FailureMode.CLOSED and policy.mode is RuleMode.ENFORCE:
+                out.blocking = Finding(
+                    rule, (clause,), f"{rule}: counters unreachable; failing closed", 503
+                )
+                return True
+            out.warnings.append(f"{rule}: counters unreachable; failed open")
+            return False
+
+        def objection(rule: str, policy: RulePolicy, finding: Finding) -> bool:
+            if policy.mode is RuleMode.OBSERVE:
+                out.observed.append(finding)
+                return False
+            out.blocking = finding
+            return True
+
+        # LIM-5: attempts per second and per minute, per tenant, user and source address.
+        policy = active("attempt_rate")
+        if policy is not None:
+            checks = _rate_checks(attempt, limits.attempts_per_second, limits.attempts_per_minute)
+            if checks:
+                try:
+                    rate = await self.counters.hit_rates(tenant, checks, now)
+                except CountersUnavailable as exc:
+                    if unavailable("attempt_rate", policy, "LIM-5", exc):
+                        return out
+                else:
+                    if not rate.allowed and objection(
+                        "attempt_rate",
+                        policy,
+                        Finding(
+                            "attempt_rate",
+                            ("LIM-5",),
+                            f"too many call attempts ({rate.key}); "
+                            f"retry in {rate.retry_after:.2f} s",
+                            503,
+                            retry_after_s=rate.retry_after,
+                        ),
+                    ):
+                        return out
+
+        # LIM-2: concurrent calls per tenant, user and presented number, as leases with a TTL.
+        policy = active("concurrent_calls")
+        if policy is not None:
+            scopes = _concurrency_scopes(
+                attempt, verdict, limits, self._leased_number(attempt, snap, verdict)
+            )
+            observe = policy.mode is RuleMode.OBSERVE
+            # In observe mode every call takes its leases; the counts show what would refuse.
+            claims = [LeaseClaim(key, _UNBOUNDED if observe else limit) for key, limit in scopes]
+            if claims:
+                try:
+                    lease = await self.counters.acquire_leases(
+                        tenant, attempt.call_id, claims, self._lease_ttl(max_duration), now
+                    )
+                except CountersUnavailable as exc:
+                    if unavailable("concurrent_calls", policy, "LIM-2", exc):
+                        return out
+                else:
+                    out.leased = lease.acquired
+                    if observe:
+                        for (key, limit), count in zip(scopes, lease.counts, strict=False):
+                            if count > limit:
+                                out.observed.append(_concurrency_finding(key, limit))
+                    elif not lease.acquired:
+                        limit = dict(scopes)[lease.full_key or ""]
+                        out.blocking = _concurrency_finding(lease.full_key or "?", limit)
+                        return out
+
+        # DIA-4: calls to one destination in a rolling 24 hours.
+        policy = active("repeat_calls")
+        cap = limits.calls_per_destination_per_day
+        if policy is not None and cap is not None and dest_e164 is not None:
+            try:
+                window = await self.counters.count_in_window(
+                    tenant, f"dest:{dest_e164}", DAY_S, max(cap, 1), now, record=True
+                )
+            except CountersUnavailable as exc:
+                if unavailable("repeat_calls", policy, "DIA-4", exc):
+                    await self._undo_leases(out, tenant, attempt.call_id)
+                    return out
+            else:
+                if not window.admitted and objection(
+                    "repeat_calls",
+                    policy,
+                    Finding(
+                        "repeat_calls",
+                        ("DIA-4",),
+                        f"{dest_e164} was already called {window.count} times in 24 hours",
+                        403,
+                        retry_after_s=window.retry_after,
+                    ),
+                ):
+                    await self._undo_leases(out, tenant, attempt.call_id)
+                    return out
+        return out
+
+    async def _undo_leases(self, out: _Outcome, tenant_id: str, call_id: str) -> None:
+        if out.leased:
+            try:
+                await self.counters.release_leases(tenant_id, call_id)
+            except CountersUnavailable:
+                out.warnings.append("concurrent_calls: lease left to expire")
+
+    # -- call events ---------------------------------------------------------------------------
+    async def call_event(
+        self, call_id: str, event: CallEvent, *, tenant_id: str | None, source_ip: str | None
+    ) -> bool:
+        """Apply a call's progress or end: answered renews its leases, an end releases exactly
+        what it holds. Repeated events are harmless; returns whether anything changed."""
+        if tenant_id is None and source_ip is not None:
+            trunks, _ = await self._globals()
+            tenant_id = trunks.tenant_for(source_ip)
+        if tenant_id is None:
+            return False
+        if event in (CallEvent.ANSWERED, CallEvent.PROGRESS):
+            snap = await self._snapshot(tenant_id)
+            max_duration = snap.limits.max_call_duration_s if snap else None
+            return await self.counters.renew_leases(
+                tenant_id, call_id, self._lease_ttl(max_duration), self.clock()
+            )
+        return await self.counters.release_leases(tenant_id, call_id, self.clock())
+
+
+def _rate_checks(
+    attempt: CallAttempt, per_second: int | None, per_minute: int | None
+) -> list[RateCheck]:
+    scopes = ["tenant"]
+    if attempt.user_id:
+        scopes.append(f"user:{attempt.user_id}")
+    if attempt.source_ip:
+        scopes.append(f"source:{attempt.source_ip}")
+    checks: list[RateCheck] = []
+    # A sustained rate of n per period, with bursts of up to n at once.
+    for label, n, period in (("s", per_second, 1.0), ("m", per_minute, 60.0)):
+        if n:
+            rate = Rate(n, period, burst=n - 1)
+            checks.extend(RateCheck(f"{label}:{scope}", rate) for scope in scopes)
+    return checks
+
+
+def _concurrency_scopes(
+    attempt: CallAttempt, verdict: Verdict, limits: PlanLimits, number: str | None
+) -> list[tuple[str, int]]:
+    """The (key, limit) pairs a call holds a lease on: tenant, user, and its number."""
+    scopes: list[tuple[str, int]] = []
+    if limits.concurrent_calls_per_tenant is not None:
+        scopes.append(("tenant", limits.concurrent_calls_per_tenant))
+    if attempt.user_id and limits.concurrent_calls_per_user is not None:
+        scopes.append((f"user:{attempt.user_id}", limits.concurrent_calls_per_user))
+    if number and limits.concurrent_calls_per_number is not None:
+        scopes.append((f"number:{number}", limits.concurrent_calls_per_number))
+    return scopes
+
+
+def _concurrency_finding(key: str, limit: int) -> Finding:
+    return Finding(
+        "concurrent_calls",
+        ("LIM-2",),
+        f"concurrent call limit reached for {key} ({limit} calls)",
+        486,
+    )
