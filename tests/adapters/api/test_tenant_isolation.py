@@ -29,6 +29,7 @@ VALID_BODIES: dict[str, dict[str, object]] = {
     "NumberStatusIn": {"reason": "test"},
     "TrunkIn": {"name": "T", "source_addresses": ["198.51.100.1/32"]},
     "TrunkPatch": {"name": "Renamed"},
+    "PolicyBody": {"mode": "observe"},
 }
 
 
@@ -72,6 +73,7 @@ def test_another_tenants_key_is_refused(
         "trunk_id": world.trunks[victim],
         "order_id": world.orders[victim],
         "key_id": key_id,
+        "rule": "caller_id",
     }
     url = re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], path)
     if body is not None:
@@ -107,6 +109,7 @@ def test_the_operator_reaches_every_tenant_route(
         "trunk_id": world.trunks[1],
         "order_id": world.orders[1],
         "key_id": key_id,
+        "rule": "caller_id",
     }
     url = re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], path)
     response = world.client.request(

@@ -39,8 +39,9 @@ async def _follow_changes(platform: Platform) -> None:
         await anyio.sleep(interval)
 
 
-def create_app(platform: Platform) -> FastAPI:
-    """The API over an already built platform; the caller owns the platform's lifetime."""
+def create_app(platform: Platform, *, owns_platform: bool = False) -> FastAPI:
+    """The API over an already built platform. The caller owns the platform's lifetime unless
+    `owns_platform` is set, in which case the app closes it when it shuts down."""
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -48,7 +49,8 @@ def create_app(platform: Platform) -> FastAPI:
             tasks.start_soon(_follow_changes, platform)
             yield
             tasks.cancel_scope.cancel()
-        await platform.counters.close()
+        if owns_platform:
+            await platform.aclose()
 
     app = FastAPI(
         title="callwarden",

@@ -10,7 +10,15 @@ from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Path, Query
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    StrictBool,
+    StringConstraints,
+)
 
 from callwarden.core.audit import AuditEntry
 from callwarden.core.model import (
@@ -49,7 +57,7 @@ ClauseId = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}-[0-9]{1,2}$")]
 Address = Annotated[
     str, StringConstraints(min_length=2, max_length=64, pattern=r"^[0-9A-Fa-f:./]+$")
 ]
-Count = Annotated[int, Field(ge=0, le=1_000_000_000)]
+Count = Annotated[int, Strict(), Field(ge=0, le=1_000_000_000)]
 
 
 def _id(prefix: str) -> str:
@@ -110,9 +118,9 @@ class LimitsBody(Model):
     attempts_per_second: Count | None = 10
     attempts_per_minute: Count | None = 300
     calls_per_destination_per_day: Count | None = 10
-    max_call_duration_s: Annotated[int, Field(ge=1, le=86_400)] | None = 14_400
-    monthly_charge_limit_minor: Annotated[int, Field(ge=0, le=10**15)] | None = None
-    allow_withheld_caller_id: bool = False
+    max_call_duration_s: Annotated[int, Strict(), Field(ge=1, le=86_400)] | None = 14_400
+    monthly_charge_limit_minor: Annotated[int, Strict(), Field(ge=0, le=10**15)] | None = None
+    allow_withheld_caller_id: StrictBool = False
     allowed_countries: list[Country] | None = Field(None, max_length=300)
     blocked_number_types: list[Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,32}$")]] = (
         Field(
@@ -254,7 +262,7 @@ class ReinstateIn(Model):
 
 
 class OrderIn(Model):
-    seat_limit: Annotated[int, Field(ge=0, le=1_000_000)]
+    seat_limit: Annotated[int, Strict(), Field(ge=0, le=1_000_000)]
     valid_from: AwareDatetime | None = None
     valid_until: AwareDatetime | None = None
     reference: OptionalText = ""

@@ -14,15 +14,12 @@ def run(settings: Settings) -> None:
     """Build the platform and serve it until interrupted."""
     configure_logging(settings.log_level, settings.log_format)
     platform = Platform.build(settings)
-    try:
-        uvicorn.run(
-            create_app(platform),
-            host=settings.host,
-            port=settings.port,
-            loop="auto",
-            http="auto",
-            log_config=None,
-            access_log=False,
-        )
-    finally:
-        platform.close()
+    uvicorn.run(
+        create_app(platform, owns_platform=True),
+        host=settings.host,
+        port=settings.port,
+        loop="auto",
+        http="auto",
+        log_config=None,
+        access_log=False,
+    )

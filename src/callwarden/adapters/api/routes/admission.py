@@ -6,7 +6,7 @@ import time
 from typing import Annotated
 
 from fastapi import APIRouter
-from pydantic import BaseModel, Field, StringConstraints, model_validator
+from pydantic import BaseModel, Field, Strict, StringConstraints, model_validator
 
 from callwarden.adapters.api.auth import Caller, PlatformDep
 from callwarden.adapters.api.errors import ERROR_RESPONSES
@@ -26,7 +26,7 @@ SourceIp = Annotated[
 ]
 TenantRef = Annotated[str, StringConstraints(pattern=r"^tn_[0-9a-f]{16}$")]
 UserRef = Annotated[str, StringConstraints(pattern=r"^us_[0-9a-f]{16}$")]
-Epoch = Annotated[float, Field(ge=0, le=100_000_000_000, allow_inf_nan=False)]
+Epoch = Annotated[float, Strict(), Field(ge=0, le=100_000_000_000, allow_inf_nan=False)]
 
 
 class AttemptIn(Model):
@@ -99,7 +99,7 @@ class EventIn(Model):
     event: CallEvent
     tenant_id: TenantRef | None = None
     source_ip: SourceIp | None = None
-    duration_s: Annotated[float, Field(ge=0, le=10**7, allow_inf_nan=False)] | None = None
+    duration_s: Annotated[float, Strict(), Field(ge=0, le=10**7, allow_inf_nan=False)] | None = None
 
     @model_validator(mode="after")
     def _identified(self) -> EventIn:

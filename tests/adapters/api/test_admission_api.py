@@ -1,0 +1,155 @@
+"""The admission endpoints over HTTP: decisions, events, bad input, rule policies."""
+
+from __future__ import annotations
+
+import pytest
+from tests.world import World
+
+
+def attempt(world: World, **changes: object) -> dict[str, object]:
+    body: dict[str, object] = {
+        "call_id": "a1b2c3@pbx.example",
+        "tenant_id": world.tenants[0],
+        "user_id": world.admins[0],
+        "caller": "+442079460000",
+        "destination": "+442079460123",
+    }
+    body.update(changes)
+    return body
+
+
+def decide(world: World, **changes: object) -> dict[str, object]:
+    r = world.client.post(
+        "/v1/admission/calls",
+        json=attempt(world, **changes),
+        headers=world.headers(world.operator_key),
+    )
+    assert r.status_code == 200, r.text
+    result: dict[str, object] = r.json()
+    return result
+
+
+def test_an_ordinary_call_is_admitted_with_a_maximum_duration(world: World) -> None:
+    d = decide(world)
+    assert d["admit"] is True and d["sip_status"] == 200 and d["max_duration_s"] == 14_400
+
+
+def test_a_premium_destination_is_refused_with_403_and_frd_1(world: World) -> None:
+    d = decide(world, destination="+449098765432")
+    assert (d["admit"], d["sip_status"], d["clause_ids"]) == (False, 403, ["FRD-1"])
+
+
+def test_the_tenant_is_found_by_its_trunk_address(world: World) -> None:
+    d = decide(
+        world,
+        tenant_id=None,
+        source_ip="192.0.2.2",
+        user_id=world.admins[1],
+        caller="+48123456789",
+        destination="+48221234567",
+    )
+    assert d["admit"] is True
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"call_id": ""}, "body.call_id"),
+        ({"destination": 12345}, "body.destination"),
+        ({"direction": "sideways"}, "body.direction"),
+        ({"tenant_id": "acme"}, "body.tenant_id"),
+        ({"tenant_id": None}, "body"),
+        ({"at": "yesterday"}, "body.at"),
+        ({"at": 1e300}, "body.at"),
+        ({"source_ip": "not an ip"}, "body.source_ip"),
+        ({"surprise": 1}, "body.surprise"),
+    ],
+)
+def test_a_malformed_attempt_is_a_422_naming_the_field(
+    world: World, changes: dict[str, object], field: str
+) -> None:
+    r = world.client.post(
+        "/v1/admission/calls",
+        json=attempt(world, **changes),
+        headers=world.headers(world.operator_key),
+    )
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["field"] == field
+
+
+@pytest.mark.parametrize(
+    "destination", ["", "   ", "\u0000", "+", "+00000000000000000000", "9" * 128, "tel:abc", "☎"]
+)
+def test_absurd_destinations_are_refused_never_a_5xx(world: World, destination: str) -> None:
+    d = decide(world, destination=destination)
+    assert d["admit"] is False and d["sip_status"] == 484 and d["clause_ids"] == ["FRD-1"]
+
+
+def test_an_unknown_tenant_is_refused_but_its_emergency_call_admitted(world: World) -> None:
+    assert decide(world, tenant_id="tn_0000000000000000")["clause_ids"] == ["ACC-1"]
+    d = decide(world, tenant_id="tn_0000000000000000", destination="112")
+    assert d["admit"] is True and d["emergency"] is True
+
+
+def test_call_events_release_leases_and_repeat_harmlessly(world: World) -> None:
+    c, op = world.client, world.headers(world.operator_key)
+    tid = world.tenants[0]
+    assert decide(world)["admit"]
+    leases = c.get(f"/v1/admission/tenants/{tid}/leases", headers=op).json()
+    assert leases["calls"] == ["a1b2c3@pbx.example"]
+    url = "/v1/admission/calls/a1b2c3@pbx.example/events"
+    answered = c.post(url, json={"event": "answered", "tenant_id": tid}, headers=op).json()
+    assert answered["changed"] is True
+    ended = c.post(url, json={"event": "ended", "tenant_id": tid, "duration_s": 42}, headers=op)
+    assert ended.json()["changed"] is True
+    again = c.post(url, json={"event": "ended", "tenant_id": tid}, headers=op)
+    assert again.status_code == 200 and again.json()["changed"] is False
+    assert c.get(f"/v1/admission/tenants/{tid}/leases", headers=op).json()["calls"] == []
+
+
+def test_a_tenant_key_may_not_ask_for_admission(world: World) -> None:
+    r = world.client.post(
+        "/v1/admission/calls", json=attempt(world), headers=world.headers(world.admin_keys[0])
+    )
+    assert r.status_code == 403
+
+
+def test_a_rule_policy_set_over_http_is_audited_and_applied(world: World) -> None:
+    c, op = world.client, world.headers(world.operator_key)
+    tid = world.tenants[0]
+    r = c.put(f"/v1/tenants/{tid}/rules/destination_type", json={"mode": "observe"}, headers=op)
+    assert r.status_code == 200 and r.json()["mode"] == "observe"
+    d = decide(world, destination="+449098765432")
+    assert d["admit"] is True and d["observed"][0]["rule"] == "destination_type"
+    audit = c.get(f"/v1/tenants/{tid}/audit?action=rule_policy.set", headers=op).json()
+    assert audit["items"][0]["details"]["mode"] == "observe"
+    assert c.delete(f"/v1/tenants/{tid}/rules/destination_type", headers=op).status_code == 204
+    assert decide(world, destination="+449098765432")["admit"] is False
+
+
+def test_an_unknown_rule_is_a_422_listing_the_known_ones(world: World) -> None:
+    r = world.client.put(
+        f"/v1/tenants/{world.tenants[0]}/rules/no_such_rule",
+        json={"mode": "observe"},
+        headers=world.headers(world.operator_key),
+    )
+    assert r.status_code == 422 and "caller_id" in r.json()["error"]["message"]
+
+
+def test_the_high_risk_list_is_replaced_and_applied_at_once(world: World) -> None:
+    c, op = world.client, world.headers(world.operator_key)
+    body = {"prefixes": [{"prefix": "44207946012", "label": "IRSF range"}, {"prefix": "882"}]}
+    assert c.put("/v1/high-risk-prefixes", json=body, headers=op).json() == {"count": 2}
+    d = decide(world)
+    assert d["admit"] is False and "IRSF range" in d["reason"]
+    dup = {"prefixes": [{"prefix": "44"}, {"prefix": "44"}]}
+    r = c.put("/v1/high-risk-prefixes", json=dup, headers=op)
+    assert r.status_code == 422 and "44" in r.json()["error"]["message"]
+
+
+def test_the_rule_catalogue_lists_rules_with_their_clauses(world: World) -> None:
+    rules = world.client.get(
+        "/v1/admission/rules", headers=world.headers(world.operator_key)
+    ).json()
+    assert [r["id"] for r in rules][:2] == ["tenant_status", "user_status"]
+    assert {"id": "concurrent_calls", "clause_ids": ["LIM-2"]}.items() <= rules[9].items()
