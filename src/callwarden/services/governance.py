@@ -848,6 +848,12 @@ def _check_limits(limits: PlanLimits) -> PlanLimits:
         value = getattr(limits, f.name)
         if isinstance(value, int) and not isinstance(value, bool) and value < 0:
             raise InvalidInput(f"limits.{f.name} must not be negative", field=f"limits.{f.name}")
+    for name, ceiling in (("attempts_per_second", 100_000), ("attempts_per_minute", 6_000_000)):
+        value = getattr(limits, name)
+        if value is not None and not 1 <= value <= ceiling:
+            raise InvalidInput(
+                f"limits.{name} must be between 1 and {ceiling:,}", field=f"limits.{name}"
+            )
     if limits.allowed_countries is not None:
         countries = tuple(
             v.check_country(c, "limits.allowed_countries") for c in limits.allowed_countries

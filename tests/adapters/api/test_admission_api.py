@@ -153,3 +153,16 @@ def test_the_rule_catalogue_lists_rules_with_their_clauses(world: World) -> None
     ).json()
     assert [r["id"] for r in rules][:2] == ["tenant_status", "user_status"]
     assert {"id": "concurrent_calls", "clause_ids": ["LIM-2"]}.items() <= rules[9].items()
+
+
+def test_recent_decisions_and_metrics_show_what_was_decided(world: World) -> None:
+    decide(world, destination="+449098765432")
+    decide(world, call_id="second")
+    op = world.headers(world.operator_key)
+    recent = world.client.get("/v1/admission/recent?limit=2", headers=op).json()
+    assert [r["call_id"] for r in recent] == ["second", "a1b2c3@pbx.example"]
+    assert recent[1]["decision"]["refused_by"] == "destination_type"
+    metrics = world.client.get("/metrics").text
+    assert (
+        'callwarden_admission_decisions_total{outcome="refused",rule="destination_type"}' in metrics
+    )

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 
 import anyio
 import anyio.to_thread
@@ -13,6 +14,7 @@ from fastapi import FastAPI
 from callwarden import __version__
 from callwarden.adapters.api.errors import install_error_handlers
 from callwarden.adapters.api.middleware import SingleValuedQuery
+from callwarden.adapters.api.observe import DecisionLog
 from callwarden.adapters.api.routes import (
     admission,
     audit,
@@ -39,7 +41,13 @@ async def _follow_changes(platform: Platform) -> None:
         await anyio.sleep(interval)
 
 
-def create_app(platform: Platform, *, owns_platform: bool = False) -> FastAPI:
+Background = Callable[[], Coroutine[Any, Any, None]]
+"""A coroutine function the app runs for as long as it serves (e.g. demo traffic)."""
+
+
+def create_app(
+    platform: Platform, *, owns_platform: bool = False, background: Sequence[Background] = ()
+) -> FastAPI:
     """The API over an already built platform. The caller owns the platform's lifetime unless
     `owns_platform` is set, in which case the app closes it when it shuts down."""
 
@@ -47,6 +55,8 @@ def create_app(platform: Platform, *, owns_platform: bool = False) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(_follow_changes, platform)
+            for task in background:
+                tasks.start_soon(task)
             yield
             tasks.cancel_scope.cancel()
         if owns_platform:
@@ -63,6 +73,7 @@ def create_app(platform: Platform, *, owns_platform: bool = False) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.platform = platform
+    app.state.decision_log = DecisionLog()
     install_error_handlers(app)
     app.add_middleware(SingleValuedQuery)
     for module in (health, admission, plans, tenants, users, numbers, rules, audit):

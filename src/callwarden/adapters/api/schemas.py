@@ -115,8 +115,8 @@ class LimitsBody(Model):
     concurrent_calls_per_tenant: Count | None = None
     concurrent_calls_per_user: Count | None = 2
     concurrent_calls_per_number: Count | None = None
-    attempts_per_second: Count | None = 10
-    attempts_per_minute: Count | None = 300
+    attempts_per_second: Annotated[int, Strict(), Field(ge=1, le=100_000)] | None = 10
+    attempts_per_minute: Annotated[int, Strict(), Field(ge=1, le=6_000_000)] | None = 300
     calls_per_destination_per_day: Count | None = 10
     max_call_duration_s: Annotated[int, Strict(), Field(ge=1, le=86_400)] | None = 14_400
     monthly_charge_limit_minor: Annotated[int, Strict(), Field(ge=0, le=10**15)] | None = None

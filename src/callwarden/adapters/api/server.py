@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import uvicorn
 
-from callwarden.adapters.api.app import create_app
+from callwarden.adapters.api.app import Background, create_app
 from callwarden.logs import configure_logging
 from callwarden.platform import Platform
 from callwarden.settings import Settings
 
 
-def run(settings: Settings) -> None:
-    """Build the platform and serve it until interrupted."""
+def run(settings: Settings, *, background: Sequence[Background] = ()) -> None:
+    """Build the platform and serve it until interrupted; `background` tasks run alongside."""
     configure_logging(settings.log_level, settings.log_format)
     platform = Platform.build(settings)
     uvicorn.run(
-        create_app(platform, owns_platform=True),
+        create_app(platform, owns_platform=True, background=background),
         host=settings.host,
         port=settings.port,
         loop="auto",

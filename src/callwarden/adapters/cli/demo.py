@@ -4,21 +4,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from callwarden.adapters.cli.demo_traffic import DemoTenant
 from callwarden.core.model import Billing, Channel, NumberOwnership, PlanLimits, UserRole
 from callwarden.platform import Platform
 from callwarden.services.governance import SYSTEM
-from callwarden.services.ports import PageRequest, TenantQuery, UserQuery
+from callwarden.services.ports import NumberQuery, PageRequest, TenantQuery, UserQuery
 
 OPERATOR_EMAIL = "noc@provider.example"
 
 
 @dataclass(frozen=True)
 class DemoResult:
-    """What the demo prints: keys to try the API with."""
+    """What the demo prints: keys to try the API with, and what its traffic uses."""
 
     operator_key: str
     tenant_admin_key: str
     tenant_id: str
+    tenants: list[DemoTenant]
 
 
 _TENANTS = [
@@ -89,4 +91,17 @@ def seed(platform: Platform) -> DemoResult:
     ).items[0]
     operator_key = access.issue(SYSTEM, None, operator.id, "demo").secret
     admin_key = access.issue(SYSTEM, first.id, admin_user.id, "demo").secret
-    return DemoResult(operator_key, admin_key, first.id)
+    everything = PageRequest(limit=10_000)
+    tenants = []
+    for t in gov.list_tenants(SYSTEM, TenantQuery(), everything).items:
+        users = gov.list_users(SYSTEM, UserQuery(tenant_id=t.id, status="active"), everything)
+        owned = gov.list_numbers(SYSTEM, NumberQuery(tenant_id=t.id), everything)
+        tenants.append(
+            DemoTenant(
+                t.id,
+                t.country,
+                tuple(u.id for u in users.items),
+                tuple(n.e164 for n in owned.items),
+            )
+        )
+    return DemoResult(operator_key, admin_key, first.id, tenants)

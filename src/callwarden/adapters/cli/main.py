@@ -83,6 +83,9 @@ def demo(
     serve_api: Annotated[
         bool, typer.Option("--serve/--no-serve", help="Serve after seeding")
     ] = True,
+    with_traffic: Annotated[
+        bool, typer.Option("--traffic/--no-traffic", help="Send demo call attempts")
+    ] = True,
 ) -> None:
     """Seed a demo provider (operator, plans, tenants, users, numbers) and serve it."""
     from callwarden.adapters.cli.demo import seed
@@ -103,11 +106,18 @@ def demo(
     out.print(f"API:               {base}/v1/tenants")
     out.print(f"OpenAPI:           {base}/openapi.json   docs: {base}/docs")
     out.print(f"health:            {base}/healthz   ready: {base}/readyz   metrics: {base}/metrics")
-    out.print(f"try:  curl -H 'Authorization: Bearer {result.operator_key}' {base}/v1/tenants")
+    out.print(f"live decisions:    {base}/v1/admission/recent  (demo traffic runs in the server)")
+    out.print(
+        f"try:  curl -H 'Authorization: Bearer {result.operator_key}' {base}/v1/admission/recent"
+    )
     if serve_api:
-        from callwarden.adapters.api.server import run
+        from functools import partial
 
-        run(settings)
+        from callwarden.adapters.api.server import run
+        from callwarden.adapters.cli.demo_traffic import run_traffic
+
+        traffic = partial(run_traffic, base, result.operator_key, result.tenants)
+        run(settings, background=[traffic] if with_traffic else [])
 
 
 @operator_app.command("create")

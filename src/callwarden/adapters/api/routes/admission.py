@@ -5,11 +5,12 @@ from __future__ import annotations
 import time
 from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field, Strict, StringConstraints, model_validator
 
 from callwarden.adapters.api.auth import Caller, PlatformDep
 from callwarden.adapters.api.errors import ERROR_RESPONSES
+from callwarden.adapters.api.observe import DecisionLog
 from callwarden.adapters.api.schemas import Model, TenantId
 from callwarden.core.admission.attempt import CallAttempt, Direction
 from callwarden.core.admission.decision import Decision
@@ -120,7 +121,7 @@ class LeasesOut(BaseModel):
 
 
 @router.post("/calls")
-async def decide_call(body: AttemptIn, by: Caller, p: PlatformDep) -> DecisionOut:
+async def decide_call(request: Request, body: AttemptIn, by: Caller, p: PlatformDep) -> DecisionOut:
     """Admit or refuse a call attempt, citing the clauses behind the answer."""
     authorize(by, Permission.ADMISSION)
     attempt = CallAttempt(
@@ -133,7 +134,10 @@ async def decide_call(body: AttemptIn, by: Caller, p: PlatformDep) -> DecisionOu
         caller=body.caller,
         source_ip=body.source_ip,
     )
-    return DecisionOut.of(await p.admission.decide(attempt))
+    started = time.perf_counter()
+    decision = await p.admission.decide(attempt)
+    request.app.state.decision_log.record(attempt, decision, started)
+    return DecisionOut.of(decision)
 
 
 @router.post("/calls/{call_id}/events")
@@ -157,3 +161,32 @@ async def tenant_leases(tenant_id: TenantId, by: Caller, p: PlatformDep) -> Leas
     authorize(by, Permission.TENANTS_READ, tenant_id)
     calls = await p.counters.calls_holding(tenant_id, time.time())
     return LeasesOut(tenant_id=tenant_id, calls=calls)
+
+
+class RecentOut(BaseModel):
+    at: float
+    call_id: str
+    tenant_id: str | None
+    destination: str
+    decision: DecisionOut
+
+
+@router.get("/recent")
+async def recent_decisions(
+    request: Request,
+    by: Caller,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> list[RecentOut]:
+    """The latest decisions of this instance, newest first (operators): a live view."""
+    authorize(by, Permission.ADMISSION)
+    log: DecisionLog = request.app.state.decision_log
+    return [
+        RecentOut(
+            at=d.at,
+            call_id=d.call_id,
+            tenant_id=d.tenant_id,
+            destination=d.destination,
+            decision=DecisionOut.of(d.decision),
+        )
+        for d in log.latest(limit)
+    ]

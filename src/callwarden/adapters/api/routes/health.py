@@ -36,7 +36,7 @@ def _tcp_reachable(url: str, default_port: int) -> str:
 
 
 @router.get("/healthz")
-def healthz() -> Health:
+async def healthz() -> Health:
     """The process is up and answering."""
     return Health(status="ok")
 
