@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest bench services install clean
+.PHONY: demo test lint typecheck pytest bench bench-tools services install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,8 +37,12 @@ pytest: $(STAMP)
 	$(BIN)/pytest
 
 ## bench: run every hot-path benchmark and print figures with their in-run baselines
-bench: $(STAMP) services
+bench: $(STAMP) services bench-tools
 	$(BIN)/python -m bench
+
+# wrk generates HTTP load from a second process (Debian package).
+bench-tools:
+	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 
 clean:
 	rm -rf $(VENV) .demo .mypy_cache .ruff_cache .hypothesis

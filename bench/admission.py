@@ -1,0 +1,373 @@
+"""Admission benchmarks: the pure pipeline, the service with its counters, and the HTTP endpoint.
+
+Everything is measured in one run, each figure beside the baseline it is compared with:
+
+1. **Pipeline**: decisions per second of the pure rule pipeline (`evaluate`) on one core, over a
+   mix of ordinary, premium-rate, invalid, emergency and spoofed-caller attempts.
+2. **Service**: decisions per second of `AdmissionService.decide` (pipeline plus counter rules:
+   attempt rates, concurrency leases, repeat calls) with in-process counters and with Redis;
+   the ratio is Redis / in-process.
+3. **HTTP**: `callwarden serve` pinned to one core, wrk pinned to the other; throughput and
+   p50/p99 latency of `POST /v1/admission/calls` against `GET /healthz` (the trivial endpoint on
+   the same server), with in-process counters and with Redis.
+4. **Fixed load**: p50/p99 of the admission endpoint at an offered 2,000 attempts per second
+   (wrk's per-request `delay()` paces each connection).
+
+Figures are medians of `--repeats` runs. Run: `python -m bench.admission [--quick]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from callwarden.core.admission.attempt import CallAttempt, Direction
+from callwarden.core.admission.pipeline import evaluate
+from callwarden.core.admission.snapshot import NumberState, TenantSnapshot, UserState
+from callwarden.core.model import (
+    Channel,
+    NumberOwnership,
+    NumberStatus,
+    PlanLimits,
+    TenantStatus,
+    UserStatus,
+)
+from callwarden.core.numbering import default_numbering_plan
+from callwarden.core.prefixes import PrefixList
+
+HERE = Path(__file__).resolve().parent
+BENCH_LIMITS = PlanLimits(
+    concurrent_calls_per_tenant=10_000_000,
+    concurrent_calls_per_user=10_000_000,
+    attempts_per_second=100_000,
+    attempts_per_minute=6_000_000,
+    calls_per_destination_per_day=10_000_000,
+)
+
+
+def _destinations(n: int) -> list[str]:
+    """A mix like a contact center's: mostly ordinary national and international numbers."""
+    ordinary = [f"+4420794{i:05d}" for i in range(0, 5000, 7)]
+    ordinary += [f"+4822{i:07d}" for i in range(1000, 900_000, 9001)]
+    ordinary += [f"+3120{i:07d}" for i in range(1000, 900_000, 9001)]
+    special = ["+449098765432", "+881612345678", "999", "112", "not-a-number", "+4400"]
+    mix = [
+        ordinary[i % len(ordinary)] if i % 10 else special[(i // 10) % len(special)]
+        for i in range(n)
+    ]
+    return mix
+
+
+def _snapshot() -> TenantSnapshot:
+    numbers = {
+        f"+4420794600{i:02d}": NumberState(f"nm_{i}", NumberStatus.ACTIVE, NumberOwnership.OWNED)
+        for i in range(50)
+    }
+    users = {f"us_{i:016x}": UserState(UserStatus.ACTIVE) for i in range(200)}
+    return TenantSnapshot(
+        tenant_id="tn_bench",
+        country="GB",
+        status=TenantStatus.ACTIVE,
+        suspension=None,
+        channels=frozenset({Channel.VOICE}),
+        limits=BENCH_LIMITS,
+        users=users,
+        numbers=numbers,
+    )
+
+
+def _attempts(n: int) -> list[CallAttempt]:
+    users = [f"us_{i:016x}" for i in range(200)]
+    return [
+        CallAttempt(
+            call_id=f"bench-{i}",
+            destination=d,
+            direction=Direction.OUTBOUND,
+            at=1_800_000_000.0 + i * 0.001,
+            tenant_id="tn_bench",
+            user_id=users[i % len(users)],
+            caller=f"+4420794600{i % 60:02d}",
+        )
+        for i, d in enumerate(_destinations(n))
+    ]
+
+
+def bench_pipeline(repeats: int, seconds: float) -> float:
+    """Median decisions per second of the pure pipeline."""
+    numbering = default_numbering_plan()
+    snap, attempts = _snapshot(), _attempts(5000)
+    prefixes = PrefixList([("88216", "Thuraya"), ("4475", "mobile IRSF test range")])
+    for a in attempts:  # warm the classification cache as production traffic would
+        evaluate(a, snap, numbering, prefixes)
+    rates = []
+    for _ in range(repeats):
+        done, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            for a in attempts:
+                evaluate(a, snap, numbering, prefixes)
+            done += len(attempts)
+        rates.append(done / (time.perf_counter() - start))
+    return statistics.median(rates)
+
+
+# -- the service with real counters -----------------------------------------------------------
+def _seeded_platform(db: Path, counters_url: str):  # type: ignore[no-untyped-def]
+    from callwarden.core.model import Billing, NumberOwnership, UserRole
+    from callwarden.platform import Platform
+    from callwarden.services.governance import SYSTEM
+    from callwarden.settings import Settings
+
+    platform = Platform.build(Settings(database_url=f"sqlite:///{db}", counters_url=counters_url))
+    gov = platform.governance
+    plan = gov.create_plan(
+        SYSTEM,
+        name="Bench",
+        billing=Billing.METERED,
+        channels=[Channel.VOICE],
+        currency="EUR",
+        limits=BENCH_LIMITS,
+    )
+    tenant = gov.create_tenant(
+        SYSTEM, name="Bench", country="GB", timezone="Europe/London", plan_id=plan.id
+    )
+    gov.add_order(SYSTEM, tenant.id, seat_limit=10)
+    user = gov.create_user(
+        SYSTEM, tenant.id, email="agent@bench.example", display_name="A", role=UserRole.AGENT
+    )
+    gov.activate_user(SYSTEM, tenant.id, user.id)
+    gov.add_number(SYSTEM, tenant.id, e164="+442079460000", ownership=NumberOwnership.OWNED)
+    operator = gov.create_user(
+        SYSTEM, None, email="bench@provider.example", display_name="B", role=UserRole.OPERATOR
+    )
+    key = platform.access.issue(SYSTEM, None, operator.id, "bench").secret
+    return platform, tenant.id, user.id, key
+
+
+async def _service_rate(platform, tenant_id: str, user_id: str, seconds: float) -> float:  # type: ignore[no-untyped-def]
+    admission = platform.admission
+    n, start = 0, time.perf_counter()
+    prefix = secrets.token_hex(4)
+    while time.perf_counter() - start < seconds:
+        await admission.decide(
+            CallAttempt(
+                call_id=f"{prefix}-{n}",
+                destination=f"+4420794{n % 100_000:05d}",
+                direction=Direction.OUTBOUND,
+                at=time.time(),
+                tenant_id=tenant_id,
+                user_id=user_id,
+                caller="+442079460000",
+            )
+        )
+        n += 1
+    return n / (time.perf_counter() - start)
+
+
+def bench_service(redis_url: str, repeats: int, seconds: float) -> dict[str, float]:
+    """Median decisions per second of the service, one at a time, per counters backend."""
+    out: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, url in (("in-process", "memory://"), ("redis", redis_url)):
+            platform, tenant, user, _ = _seeded_platform(Path(tmp) / f"{name}.db", url)
+
+            async def run(p=platform, t=tenant, u=user) -> list[float]:  # type: ignore[no-untyped-def]
+                await _service_rate(p, t, u, 0.3)  # warm-up: snapshot, scripts, caches
+                rates = [await _service_rate(p, t, u, seconds) for _ in range(repeats)]
+                await p.aclose()
+                return rates
+
+            out[name] = statistics.median(asyncio.run(run()))
+    return out
+
+
+# -- HTTP ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class WrkResult:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+
+
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def _latency(text: str, pct: str) -> float:
+    m = re.search(rf"^\s*{pct}%\s+([\d.]+)(us|ms|s)\s*$", text, re.M)
+    return float(m.group(1)) * _UNITS[m.group(2)] if m else float("nan")
+
+
+def wrk(
+    url: str, seconds: float, connections: int, script: Path | None, cpu: str | None
+) -> WrkResult:
+    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    if script is not None:
+        cmd += ["-s", str(script)]
+    cmd.append(url)
+    if cpu is not None:
+        cmd = ["taskset", "-c", cpu, *cmd]
+    text = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    m = re.search(r"Requests/sec:\s+([\d.]+)", text)
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    if non2xx:
+        raise RuntimeError(f"wrk saw {non2xx.group(1)} failed requests:\n{text}")
+    return WrkResult(float(m.group(1)) if m else 0.0, _latency(text, "50"), _latency(text, "99"))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _admission_script(path: Path, key: str, tenant: str, user: str, delay_ms: float | None) -> None:
+    delay = f"function delay() return {delay_ms} end\n" if delay_ms else ""
+    path.write_text(
+        f"""-- generated by bench/admission.py
+local n = 0
+local prefix = tostring(math.random(1, 1e9))
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer {key}"
+request = function()
+  n = n + 1
+  local body = string.format(
+    '{{"call_id":"%s-%d@pbx","tenant_id":"{tenant}","user_id":"{user}",' ..
+    '"caller":"+442079460000","destination":"+4420794%05d"}}', prefix, n, n % 100000)
+  return wrk.format(nil, nil, nil, body)
+end
+{delay}"""
+    )
+
+
+class Server:
+    """`callwarden serve` in a subprocess, pinned to one core."""
+
+    def __init__(self, db: Path, counters_url: str, cpu: str | None) -> None:
+        self.port = _free_port()
+        env = {
+            **os.environ,
+            "CALLWARDEN_DATABASE_URL": f"sqlite:///{db}",
+            "CALLWARDEN_COUNTERS_URL": counters_url,
+            "CALLWARDEN_PORT": str(self.port),
+            "CALLWARDEN_LOG_LEVEL": "WARNING",
+        }
+        cmd = [sys.executable, "-m", "callwarden.adapters.cli.main", "serve"]
+        if cpu is not None:
+            cmd = ["taskset", "-c", cpu, *cmd]
+        self.proc = subprocess.Popen(cmd, env=env, start_new_session=True)
+        self.base = f"http://127.0.0.1:{self.port}"
+        for _ in range(200):
+            try:
+                urllib.request.urlopen(self.base + "/healthz", timeout=0.5).read()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("callwarden serve did not start")
+
+    def stop(self) -> None:
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        self.proc.wait(timeout=10)
+
+
+def bench_http(
+    redis_url: str, repeats: int, seconds: float, pin: bool
+) -> dict[str, dict[str, WrkResult]]:
+    """wrk against the trivial and the admission endpoint of one server, per counters backend."""
+    server_cpu, client_cpu = ("0", "1") if pin else (None, None)
+    results: dict[str, dict[str, WrkResult]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, url in (("in-process", "memory://"), ("redis", redis_url)):
+            db = Path(tmp) / f"http-{name}.db"
+            platform, tenant, user, key = _seeded_platform(db, "memory://")
+            platform.close()
+            script = Path(tmp) / f"{name}.lua"
+            paced = Path(tmp) / f"{name}-paced.lua"
+            _admission_script(script, key, tenant, user, None)
+            connections = 20
+            _admission_script(paced, key, tenant, user, 1000.0 * connections / 2000.0)
+            server = Server(db, url, server_cpu)
+            try:
+                admission_url = server.base + "/v1/admission/calls"
+                wrk(admission_url, 2, 16, script, client_cpu)  # warm-up
+                wrk(server.base + "/healthz", 2, 16, None, client_cpu)
+                runs: dict[str, list[WrkResult]] = {"trivial": [], "admission": [], "paced": []}
+                for _ in range(repeats):
+                    runs["trivial"].append(
+                        wrk(server.base + "/healthz", seconds, 16, None, client_cpu)
+                    )
+                    runs["admission"].append(wrk(admission_url, seconds, 16, script, client_cpu))
+                    runs["paced"].append(
+                        wrk(admission_url, seconds, connections, paced, client_cpu)
+                    )
+            finally:
+                server.stop()
+            results[name] = {
+                k: WrkResult(
+                    statistics.median(r.rps for r in v),
+                    statistics.median(r.p50_ms for r in v),
+                    statistics.median(r.p99_ms for r in v),
+                )
+                for k, v in runs.items()
+            }
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--quick", action="store_true", help="1 repeat of 2 s each")
+    parser.add_argument("--no-pin", action="store_true", help="do not pin server and wrk to cores")
+    parser.add_argument("--skip-http", action="store_true")
+    args = parser.parse_args(argv)
+    repeats, seconds = (1, 2.0) if args.quick else (args.repeats, args.seconds)
+    redis_url = f"{args.redis_url}?prefix=cwbench{secrets.token_hex(3)}"
+
+    print("== admission ==")
+    pipeline = bench_pipeline(repeats, min(seconds, 2.0))
+    print(f"pure pipeline, one core:            {pipeline:>10,.0f} decisions/s  (target >= 50,000)")
+    service = bench_service(redis_url, repeats, min(seconds, 2.0))
+    for name, rate in service.items():
+        print(f"service decide(), counters {name:<10} {rate:>8,.0f} decisions/s (one at a time)")
+    print(f"  ratio redis / in-process:          {service['redis'] / service['in-process']:.2f}")
+    if args.skip_http or shutil.which("wrk") is None:
+        print("HTTP: skipped (wrk not installed: apt-get install wrk)")
+        return 0
+    http = bench_http(
+        redis_url, repeats, seconds, pin=not args.no_pin and (os.cpu_count() or 1) > 1
+    )
+    for name, r in http.items():
+        t, a, p = r["trivial"], r["admission"], r["paced"]
+        print(f"HTTP, counters {name}:")
+        print(
+            f"  GET  /healthz (trivial)        {t.rps:>8,.0f} req/s  p50 {t.p50_ms:.2f} ms  p99 {t.p99_ms:.2f} ms"
+        )
+        print(
+            f"  POST /v1/admission/calls       {a.rps:>8,.0f} req/s  p50 {a.p50_ms:.2f} ms  p99 {a.p99_ms:.2f} ms"
+        )
+        print(f"  ratio admission / trivial:     {a.rps / t.rps:.2f}  (target >= 0.70)")
+        print(
+            f"  at offered 2,000/s:            {p.rps:>8,.0f} req/s  p50 {p.p50_ms:.2f} ms  p99 {p.p99_ms:.2f} ms"
+        )
+    ratio = http["redis"]["admission"].rps / http["in-process"]["admission"].rps
+    print(f"HTTP admission, ratio redis / in-process: {ratio:.2f}  (target >= 0.50)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
