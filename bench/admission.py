@@ -326,6 +326,10 @@ def bench_http(
     return results
 
 
+def _line(r: WrkResult) -> str:
+    return f"{r.rps:>8,.0f} req/s  p50 {r.p50_ms:.2f} ms  p99 {r.p99_ms:.2f} ms"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
@@ -354,16 +358,10 @@ def main(argv: list[str] | None = None) -> int:
     for name, r in http.items():
         t, a, p = r["trivial"], r["admission"], r["paced"]
         print(f"HTTP, counters {name}:")
-        print(
-            f"  GET  /healthz (trivial)        {t.rps:>8,.0f} req/s  p50 {t.p50_ms:.2f} ms  p99 {t.p99_ms:.2f} ms"
-        )
-        print(
-            f"  POST /v1/admission/calls       {a.rps:>8,.0f} req/s  p50 {a.p50_ms:.2f} ms  p99 {a.p99_ms:.2f} ms"
-        )
+        print(f"  GET  /healthz (trivial)        {_line(t)}")
+        print(f"  POST /v1/admission/calls       {_line(a)}")
         print(f"  ratio admission / trivial:     {a.rps / t.rps:.2f}  (target >= 0.70)")
-        print(
-            f"  at offered 2,000/s:            {p.rps:>8,.0f} req/s  p50 {p.p50_ms:.2f} ms  p99 {p.p99_ms:.2f} ms"
-        )
+        print(f"  at offered 2,000/s:            {_line(p)}")
     ratio = http["redis"]["admission"].rps / http["in-process"]["admission"].rps
     print(f"HTTP admission, ratio redis / in-process: {ratio:.2f}  (target >= 0.50)")
     return 0
