@@ -94,6 +94,11 @@ def test_an_ordinary_call_passes_every_rule() -> None:
         ("AU", "000"),
         ("GB", "+44 999"),
         ("PL", "0048112"),
+        ("US", "9911"),
+        ("US", "9-911"),
+        ("GB", "9999"),
+        ("US", "988"),
+        ("DE", "116117"),
     ],
 )
 def test_emergency_numbers_pass_for_a_suspended_tenant_and_user(country: str, number: str) -> None:
@@ -243,3 +248,9 @@ def test_any_destination_or_caller_text_gets_a_verdict_never_an_exception(
 ) -> None:
     verdict = evaluate(attempt(destination, caller=caller), snapshot(), NUMBERING, NO_PREFIXES)
     assert verdict.emergency or verdict.blocking is not None or verdict.destination.valid
+
+
+def test_an_outside_line_prefix_does_not_make_an_ordinary_number_an_emergency() -> None:
+    verdict = evaluate(attempt("9+442079460123"), snapshot(), NUMBERING, NO_PREFIXES)
+    assert not verdict.emergency
+    assert not evaluate(attempt("91120"), snapshot(), NUMBERING, NO_PREFIXES).emergency

@@ -34,18 +34,40 @@ def _country_code(region: str) -> str:
     return str(phonenumbers.country_code_for_region(region) or "")
 
 
+NEVER_BLOCK: dict[str, frozenset[str]] = {
+    "US": frozenset({"988"}),
+    "DE": frozenset({"116117"}),
+    "FR": frozenset({"115"}),
+}
+"""Lifeline numbers the numbering metadata does not mark as emergency but that are never
+blocked either: the US 988 crisis line, Germany's 116 117 medical on-call service and France's
+115 emergency social service (docs/admission.md cites the sources)."""
+
+OUTSIDE_LINE_PREFIXES = ("9", "0")
+"""Digits a PBX user may dial to get an outside line before the emergency number (9-911): US
+Kari's Law requires direct 911 dialling, and callwarden also never blocks the prefixed form."""
+
+
 def is_emergency_call(numbering: NumberingPlan, raw: str, region: str) -> bool:
     """True for an emergency number dialled in `region`, also when a SIP server rewrote it to
-    international form (`+44999`, `0044 999`), so such rewriting can never block one (CID-3)."""
+    international form (`+44999`, `0044 999`) or a PBX user dialled an outside-line prefix first
+    (`9911`), so neither can ever block one (CID-3)."""
     if numbering.classify(raw, region).is_emergency:
         return True
     compact = raw.strip().translate(_SEPARATORS)
-    cc = _country_code(region)
-    if not cc:
+    if len(compact) > 20:
         return False
-    for prefix in ("+" + cc, "00" + cc):
-        if compact.startswith(prefix) and len(compact) - len(prefix) <= 6:
-            return numbering.is_emergency(compact[len(prefix) :], region)
+    if compact in NEVER_BLOCK.get(region, ()):
+        return True
+    cc = _country_code(region)
+    prefixes = [*OUTSIDE_LINE_PREFIXES]
+    if cc:
+        prefixes += ["+" + cc, "00" + cc]
+    for prefix in prefixes:
+        rest = compact[len(prefix) :]
+        if compact.startswith(prefix) and 2 <= len(rest) <= 6:
+            if numbering.is_emergency(rest, region):
+                return True
     return False
 
 
