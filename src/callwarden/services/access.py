@@ -104,6 +104,14 @@ class AccessService:
         self.key_changed()
         return key
 
+    def cached(self, secret: str) -> Principal | None:
+        """The principal behind a key recognised in the last `cache_ttl_s`, without touching the
+        store (None when it is not cached: call `recognise`)."""
+        found = self._cache.get(hash_secret(secret))
+        if found is not None and found[0] > time.monotonic():
+            return found[1]
+        return None
+
     def recognise(self, secret: str) -> Principal | None:
         """The principal behind a presented key, or None if it is unknown, revoked or inactive."""
         digest = hash_secret(secret)

@@ -166,3 +166,37 @@ def test_recent_decisions_and_metrics_show_what_was_decided(world: World) -> Non
     assert (
         'callwarden_admission_decisions_total{outcome="refused",rule="destination_type"}' in metrics
     )
+
+
+def test_the_hot_path_is_served_by_the_lean_routes_and_still_documented(world: World) -> None:
+    from starlette.routing import Route
+
+    from callwarden.adapters.api.routes import admission
+
+    served: list[str] = []
+    original = admission._decide
+
+    async def spy(*args: object, **kwargs: object) -> object:
+        served.append("decide")
+        return await original(*args, **kwargs)  # type: ignore[arg-type]
+
+    first = world.client.app.router.routes[0]  # type: ignore[attr-defined]
+    assert isinstance(first, Route) and first.endpoint is admission._serve_decision
+    admission._decide = spy  # type: ignore[assignment]
+    try:
+        assert decide(world)["admit"] is True
+    finally:
+        admission._decide = original  # type: ignore[assignment]
+    assert served == ["decide"]
+    spec = world.client.get("/openapi.json").json()
+    assert "/v1/admission/calls" in spec["paths"]
+    assert "/v1/admission/calls/{call_id}/events" in spec["paths"]
+
+
+def test_a_control_character_in_an_event_call_id_is_a_422(world: World) -> None:
+    r = world.client.post(
+        "/v1/admission/calls/a%01b/events",
+        json={"event": "ended", "tenant_id": world.tenants[0]},
+        headers=world.headers(world.operator_key),
+    )
+    assert r.status_code == 422 and r.json()["error"]["field"] == "path.call_id"

@@ -78,4 +78,5 @@ def create_app(
     app.add_middleware(SingleValuedQuery)
     for module in (health, admission, plans, tenants, users, numbers, rules, audit):
         app.include_router(module.router)
+    app.router.routes[0:0] = admission.FAST_ROUTES
     return app

@@ -1,9 +1,14 @@
-"""Who is calling: API keys presented as a bearer token or in X-API-Key."""
+"""Who is calling: API keys presented as a bearer token or in X-API-Key.
+
+Nothing here runs in the thread pool unless the key is not cached: the admission hot path
+cannot afford a thread hop per request (docs/decisions/http-framework.md).
+"""
 
 from __future__ import annotations
 
 from typing import Annotated
 
+import anyio.to_thread
 from fastapi import Depends, HTTPException, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
@@ -14,22 +19,30 @@ _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: 
 _header = APIKeyHeader(name="X-API-Key", auto_error=False, description="An API key")
 
 
-def platform(request: Request) -> Platform:
+async def platform(request: Request) -> Platform:
     """The platform the app was built with."""
     p: Platform = request.app.state.platform
     return p
 
 
-def principal(
-    request: Request,
-    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
-    header: Annotated[str | None, Security(_header)],
-) -> Principal:
-    """The principal behind the presented key; 401 when there is none or it is not recognised."""
-    secret = bearer.credentials if bearer is not None else header
+def presented_key(request: Request) -> str | None:
+    """The API key in the request's headers, if any."""
+    authorization = request.headers.get("authorization")
+    if authorization:
+        scheme, _, credentials = authorization.partition(" ")
+        if scheme.lower() == "bearer" and credentials:
+            return credentials.strip()
+    return request.headers.get("x-api-key")
+
+
+async def recognise(request: Request, secret: str | None) -> Principal:
+    """The principal behind `secret`; 401 when there is none or it is not recognised."""
     if not secret:
         raise HTTPException(401, "an API key is required", headers={"WWW-Authenticate": "Bearer"})
-    found = platform(request).access.recognise(secret)
+    access = request.app.state.platform.access
+    found: Principal | None = access.cached(secret)
+    if found is None:
+        found = await anyio.to_thread.run_sync(access.recognise, secret)
     if found is None:
         raise HTTPException(
             401,
@@ -37,6 +50,15 @@ def principal(
             headers={"WWW-Authenticate": "Bearer"},
         )
     return found
+
+
+async def principal(
+    request: Request,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+    header: Annotated[str | None, Security(_header)],
+) -> Principal:
+    """The caller of an ordinary API route (the key as the OpenAPI document describes it)."""
+    return await recognise(request, bearer.credentials if bearer is not None else header)
 
 
 Caller = Annotated[Principal, Depends(principal)]

@@ -65,9 +65,12 @@ def is_emergency_call(numbering: NumberingPlan, raw: str, region: str) -> bool:
         prefixes += ["+" + cc, "00" + cc]
     for prefix in prefixes:
         rest = compact[len(prefix) :]
-        if compact.startswith(prefix) and 2 <= len(rest) <= 6:
-            if numbering.is_emergency(rest, region):
-                return True
+        if (
+            compact.startswith(prefix)
+            and 2 <= len(rest) <= 6
+            and numbering.is_emergency(rest, region)
+        ):
+            return True
     return False
 
 

@@ -2,25 +2,39 @@
 
 from __future__ import annotations
 
+import re
 import time
-from typing import Annotated
+from typing import Annotated, TypeVar
 
-from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, Field, Strict, StringConstraints, model_validator
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import (
+    BaseModel,
+    Field,
+    Strict,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
+from starlette.responses import Response
+from starlette.routing import Route
 
-from callwarden.adapters.api.auth import Caller, PlatformDep
+from callwarden.adapters.api.auth import Caller, PlatformDep, presented_key, recognise
 from callwarden.adapters.api.errors import ERROR_RESPONSES
 from callwarden.adapters.api.observe import DecisionLog
 from callwarden.adapters.api.schemas import Model, TenantId
 from callwarden.core.admission.attempt import CallAttempt, Direction
 from callwarden.core.admission.decision import Decision
+from callwarden.core.model import Principal
 from callwarden.core.permissions import Permission
+from callwarden.platform import Platform
 from callwarden.services.admission import CallEvent
 from callwarden.services.governance import authorize
 
 router = APIRouter(prefix="/v1/admission", tags=["admission"], responses=ERROR_RESPONSES)
 
 _NO_CONTROL = r"^[^\x00-\x1f\x7f]*$"
+_CALL_ID = re.compile(r"[^\x00-\x1f\x7f]+")
 CallId = Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=_NO_CONTROL)]
 SourceIp = Annotated[
     str, StringConstraints(min_length=2, max_length=45, pattern=r"^[0-9A-Fa-f:.]+$")
@@ -120,9 +134,7 @@ class LeasesOut(BaseModel):
     calls: list[str]
 
 
-@router.post("/calls")
-async def decide_call(request: Request, body: AttemptIn, by: Caller, p: PlatformDep) -> DecisionOut:
-    """Admit or refuse a call attempt, citing the clauses behind the answer."""
+async def _decide(request: Request, p: Platform, by: Principal, body: AttemptIn) -> DecisionOut:
     authorize(by, Permission.ADMISSION)
     attempt = CallAttempt(
         call_id=body.call_id,
@@ -140,19 +152,70 @@ async def decide_call(request: Request, body: AttemptIn, by: Caller, p: Platform
     return DecisionOut.of(decision)
 
 
-@router.post("/calls/{call_id}/events")
-async def call_event(
-    call_id: Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=_NO_CONTROL)],
-    body: EventIn,
-    by: Caller,
-    p: PlatformDep,
-) -> EventOut:
-    """Report that a call was answered (renews its leases) or ended (releases them)."""
+async def _event(p: Platform, by: Principal, call_id: str, body: EventIn) -> EventOut:
     authorize(by, Permission.ADMISSION)
     changed = await p.admission.call_event(
         call_id, body.event, tenant_id=body.tenant_id, source_ip=body.source_ip
     )
     return EventOut(call_id=call_id, event=body.event, changed=changed)
+
+
+# The two path operations below publish the contract in the OpenAPI document. Requests are
+# served by the plain Starlette routes in FAST_ROUTES, placed ahead of them, which run the same
+# code without FastAPI's per-request machinery (docs/decisions/http-framework.md).
+@router.post("/calls")
+async def decide_call(request: Request, body: AttemptIn, by: Caller, p: PlatformDep) -> DecisionOut:
+    """Admit or refuse a call attempt, citing the clauses behind the answer."""
+    return await _decide(request, p, by, body)
+
+
+@router.post("/calls/{call_id}/events")
+async def call_event(
+    call_id: Annotated[str, Path(min_length=1, max_length=256, pattern=_NO_CONTROL)],
+    body: EventIn,
+    by: Caller,
+    p: PlatformDep,
+) -> EventOut:
+    """Report that a call was answered (renews its leases) or ended (releases them)."""
+    return await _event(p, by, call_id, body)
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+async def _body(request: Request, model: type[M]) -> M:
+    try:
+        return model.model_validate_json(await request.body())
+    except ValidationError as exc:
+        errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
+        raise RequestValidationError(errors) from exc
+
+
+async def _serve_decision(request: Request) -> Response:
+    p: Platform = request.app.state.platform
+    by = await recognise(request, presented_key(request))
+    out = await _decide(request, p, by, await _body(request, AttemptIn))
+    return Response(out.model_dump_json(), media_type="application/json")
+
+
+async def _serve_event(request: Request) -> Response:
+    p: Platform = request.app.state.platform
+    by = await recognise(request, presented_key(request))
+    call_id: str = request.path_params["call_id"]
+    if not 1 <= len(call_id) <= 256 or not _CALL_ID.fullmatch(call_id):
+        message = "call_id must be 1 to 256 characters without control characters"
+        raise RequestValidationError(
+            [{"loc": ("path", "call_id"), "msg": message, "type": "value_error"}]
+        )
+    out = await _event(p, by, call_id, await _body(request, EventIn))
+    return Response(out.model_dump_json(), media_type="application/json")
+
+
+FAST_ROUTES = [
+    Route("/v1/admission/calls", _serve_decision, methods=["POST"]),
+    Route("/v1/admission/calls/{call_id}/events", _serve_event, methods=["POST"]),
+]
+"""The hot-path routes, to be placed ahead of every other route of the app."""
 
 
 @router.get("/tenants/{tenant_id}/leases")
