@@ -213,7 +213,7 @@ def _latency(text: str, pct: str) -> float:
 def wrk(
     url: str, seconds: float, connections: int, script: Path | None, cpu: str | None
 ) -> WrkResult:
-    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{int(seconds)}s", "--latency"]
     if script is not None:
         cmd += ["-s", str(script)]
     cmd.append(url)
@@ -350,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"service decide(), counters {name:<10} {rate:>8,.0f} decisions/s (one at a time)")
     print(f"  ratio redis / in-process:          {service['redis'] / service['in-process']:.2f}")
     if args.skip_http or shutil.which("wrk") is None:
-        print("HTTP: skipped (wrk not installed: apt-get install wrk)")
+        print("HTTP: skipped (--skip-http, or wrk is missing: apt-get install wrk)")
         return 0
     http = bench_http(
         redis_url, repeats, seconds, pin=not args.no_pin and (os.cpu_count() or 1) > 1

@@ -12,7 +12,9 @@ clock, and several instances sharing Redis agree because the decision depends on
 
 Mechanisms served: LIM-2 (concurrent calls per tenant, user, number, trunk as leases with a TTL),
 LIM-5 (attempts per second/minute per tenant, user, source address, by GCRA) and DIA-4
-(repeat-call caps per destination over a rolling 24 h window).
+(repeat-call caps per destination over a rolling 24 h window). The admission service runs all
+three for an attempt in one operation, :meth:`Counters.admit` (one round trip on Redis); the
+separate operations remain for call events, tests and other callers.
 
 When the backend cannot be reached every operation raises :class:`CountersUnavailable`, and the
 caller applies the rule's configured fail-open or fail-closed mode.
@@ -25,17 +27,23 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Literal
 
 from callwarden.core.limits import Rate, to_micros
 
 __all__ = [
+    "AdmitOutcome",
+    "AdmitPlan",
+    "AdmitStage",
     "Counters",
     "CountersUnavailable",
     "LeaseClaim",
     "LeaseOutcome",
     "RateCheck",
     "RateOutcome",
+    "WindowCheck",
     "WindowOutcome",
+    "check_admit_plan",
     "check_call_id",
     "check_claims",
     "check_key",
@@ -131,6 +139,65 @@ class WindowOutcome:
     retry_after: float
 
 
+@dataclass(frozen=True, slots=True)
+class WindowCheck:
+    """One rolling-window cap for an attempt: at most ``limit`` events on ``key`` (tenant-scoped)
+    in the ``window_s`` seconds before now, as :meth:`Counters.count_in_window` counts them."""
+
+    key: str
+    window_s: float
+    limit: int
+
+
+AdmitStage = Literal["rates", "leases", "window"]
+"""The stages of :meth:`Counters.admit`, in the order they run."""
+
+
+@dataclass(frozen=True, slots=True)
+class AdmitPlan:
+    """Everything one call attempt asks of the counters, for :meth:`Counters.admit`.
+
+    Three stages, each skipped when empty: ``rates`` (LIM-5, as :meth:`Counters.hit_rates`),
+    ``claims`` (LIM-2, as :meth:`Counters.acquire_leases` with ``ttl_s``) and ``window``
+    (DIA-4, as :meth:`Counters.count_in_window` with ``record=True``). The ``*_enforced`` flags
+    say whether a refusal at that stage stops the attempt (enforce mode) or is only reported
+    (observe mode). ``ttl_s`` matters, and is checked, only when there are claims.
+    """
+
+    rates: Sequence[RateCheck] = ()
+    rates_enforced: bool = True
+    claims: Sequence[LeaseClaim] = ()
+    ttl_s: float = 0.0
+    leases_enforced: bool = True
+    window: WindowCheck | None = None
+    window_enforced: bool = True
+
+    @property
+    def empty(self) -> bool:
+        """True when no stage has anything to do (``admit`` then touches nothing)."""
+        return not self.rates and not self.claims and self.window is None
+
+
+@dataclass(frozen=True, slots=True)
+class AdmitOutcome:
+    """The result of :meth:`Counters.admit`: each stage's own outcome, ``None`` if it did not run.
+
+    ``admitted`` is false when an enforced stage refused; ``refused_by`` then names it, and the
+    later stages did not run. A stage whose refusal was not enforced reports it here and the
+    next stages ran all the same. ``leases_undone`` is true when the leases stage had acquired
+    but the enforced window then refused: the call's leases were left exactly as before the
+    operation (no new key taken, no expiry moved), while ``leases`` still shows what the stage
+    decided (its counts include this call).
+    """
+
+    admitted: bool
+    refused_by: AdmitStage | None = None
+    rates: RateOutcome | None = None
+    leases: LeaseOutcome | None = None
+    window: WindowOutcome | None = None
+    leases_undone: bool = False
+
+
 class Counters(abc.ABC):
     """Shared counters for admission, behind one interface (embedded or Redis).
 
@@ -206,6 +273,27 @@ class Counters(abc.ABC):
 
         ``admitted`` is true when fewer than ``limit`` events are in the window; then, with
         ``record``, this event is recorded too. At most ``limit`` timestamps are kept per key.
+        """
+
+    @abc.abstractmethod
+    async def admit(
+        self, tenant_id: str, call_id: str, plan: AdmitPlan, now: float
+    ) -> AdmitOutcome:
+        """Run every counter check of one call attempt as ONE atomic operation (one round trip).
+
+        In order, each stage skipped when the plan leaves it empty:
+
+        1. **rates**, as :meth:`hit_rates`: all-or-nothing, consumed only when every check
+           passes. An enforced refusal stops here, with nothing changed.
+        2. **leases**, as :meth:`acquire_leases` for ``call_id`` (idempotent, with ``ttl_s``).
+           An enforced refusal stops here; the rates stay consumed (the attempt happened). A
+           refusal that is not enforced takes no lease.
+        3. **window**, as :meth:`count_in_window` with ``record=True``. An enforced refusal
+           undoes the leases stage (``leases_undone``): leases the call already held from an
+           earlier attempt stay as they were.
+
+        Arguments are checked before anything is touched (``ValueError``); an empty plan touches
+        nothing and admits.
         """
 
     @abc.abstractmethod
@@ -287,6 +375,18 @@ def check_rate_checks(checks: Sequence[RateCheck]) -> None:
         if check.key in seen:
             raise ValueError(f"rate key {check.key!r} is checked twice")
         seen.add(check.key)
+
+
+def check_admit_plan(plan: AdmitPlan) -> None:
+    """Refuse a plan any of whose non-empty stages the separate operation would refuse."""
+    if plan.rates:
+        check_rate_checks(plan.rates)
+    if plan.claims:
+        check_claims(plan.claims)
+        check_ttl(plan.ttl_s)
+    if plan.window is not None:
+        check_key(plan.window.key)
+        check_window(plan.window.window_s, plan.window.limit)
 
 
 def check_window(window_s: float, limit: int) -> None:

@@ -25,7 +25,14 @@ from callwarden.core.admission.pipeline import Verdict, evaluate, is_emergency_a
 from callwarden.core.admission.policy import FailureMode, RuleMode, RulePolicy
 from callwarden.core.admission.snapshot import TenantSnapshot
 from callwarden.core.admission.trunks import TrunkIndex
-from callwarden.core.counters import Counters, CountersUnavailable, LeaseClaim, RateCheck
+from callwarden.core.counters import (
+    AdmitPlan,
+    Counters,
+    CountersUnavailable,
+    LeaseClaim,
+    RateCheck,
+    WindowCheck,
+)
 from callwarden.core.limits import Rate
 from callwarden.core.model import PlanLimits
 from callwarden.core.numbering import NumberingPlan
@@ -79,7 +86,6 @@ class _Outcome:
     observed: list[Finding] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     degraded: bool = False
-    leased: bool = False
 
 
 class AdmissionService:
@@ -242,6 +248,15 @@ class AdmissionService:
         verdict: Verdict,
         max_duration: int | None,
     ) -> _Outcome:
+        """Every counter rule of the attempt in ONE counters operation (one Redis round trip).
+
+        Rates (LIM-5) run first, then the concurrency leases (LIM-2), then the repeat-call window
+        (DIA-4); an enforced refusal stops the later ones, and a window refusal gives back the
+        leases this attempt took. In observe mode a rule's refusal is recorded and the attempt
+        goes on. When the counters cannot be reached every rule in the operation failed: the
+        first of them that is enforced and fails closed refuses (503), the others before it
+        fail open with a warning each.
+        """
         out = _Outcome()
         tenant, now = snap.tenant_id, attempt.at
         dest_e164 = verdict.destination.e164
@@ -253,112 +268,109 @@ class AdmissionService:
                 return None
             return policy
 
-        def unavailable(rule: str, policy: RulePolicy, clause: str, exc: Exception) -> bool:
-            """Apply the failure mode; True when the attempt must be refused."""
-            out.degraded = True
-            log.warning("counters unreachable", extra={"rule": rule, "error": str(exc)})
-            if policy.failure is FailureMode.CLOSED and policy.mode is RuleMode.ENFORCE:
-                out.blocking = Finding(
-                    rule, (clause,), f"{rule}: counters unreachable; failing closed", 503
-                )
-                return True
-            out.warnings.append(f"{rule}: counters unreachable; failed open")
-            return False
-
-        def objection(rule: str, policy: RulePolicy, finding: Finding) -> bool:
+        def objection(policy: RulePolicy, finding: Finding) -> bool:
             if policy.mode is RuleMode.OBSERVE:
                 out.observed.append(finding)
                 return False
             out.blocking = finding
             return True
 
+        # The rules that take part, in the order they run: (rule, policy, clause).
+        rules: list[tuple[str, RulePolicy, str]] = []
+
         # LIM-5: attempts per second and per minute, per tenant, user and source address.
-        policy = active("attempt_rate")
-        if policy is not None:
+        rate_policy = active("attempt_rate")
+        checks: list[RateCheck] = []
+        if rate_policy is not None:
             checks = _rate_checks(attempt, limits.attempts_per_second, limits.attempts_per_minute)
             if checks:
-                try:
-                    rate = await self.counters.hit_rates(tenant, checks, now)
-                except CountersUnavailable as exc:
-                    if unavailable("attempt_rate", policy, "LIM-5", exc):
-                        return out
-                else:
-                    if not rate.allowed and objection(
-                        "attempt_rate",
-                        policy,
-                        Finding(
-                            "attempt_rate",
-                            ("LIM-5",),
-                            f"too many call attempts ({rate.key}); "
-                            f"retry in {rate.retry_after:.2f} s",
-                            503,
-                            retry_after_s=rate.retry_after,
-                        ),
-                    ):
-                        return out
+                rules.append(("attempt_rate", rate_policy, "LIM-5"))
 
         # LIM-2: concurrent calls per tenant, user and presented number, as leases with a TTL.
-        policy = active("concurrent_calls")
-        if policy is not None:
+        lease_policy = active("concurrent_calls")
+        scopes: list[tuple[str, int]] = []
+        claims: list[LeaseClaim] = []
+        observe_leases = False
+        if lease_policy is not None:
             scopes = _concurrency_scopes(
                 attempt, verdict, limits, self._leased_number(attempt, snap, verdict)
             )
-            observe = policy.mode is RuleMode.OBSERVE
+            observe_leases = lease_policy.mode is RuleMode.OBSERVE
             # In observe mode every call takes its leases; the counts show what would refuse.
-            claims = [LeaseClaim(key, _UNBOUNDED if observe else limit) for key, limit in scopes]
+            claims = [
+                LeaseClaim(key, _UNBOUNDED if observe_leases else limit) for key, limit in scopes
+            ]
             if claims:
-                try:
-                    lease = await self.counters.acquire_leases(
-                        tenant, attempt.call_id, claims, self._lease_ttl(max_duration), now
-                    )
-                except CountersUnavailable as exc:
-                    if unavailable("concurrent_calls", policy, "LIM-2", exc):
-                        return out
-                else:
-                    out.leased = lease.acquired
-                    if observe:
-                        for (key, limit), count in zip(scopes, lease.counts, strict=False):
-                            if count > limit:
-                                out.observed.append(_concurrency_finding(key, limit))
-                    elif not lease.acquired:
-                        limit = dict(scopes)[lease.full_key or ""]
-                        out.blocking = _concurrency_finding(lease.full_key or "?", limit)
-                        return out
+                rules.append(("concurrent_calls", lease_policy, "LIM-2"))
 
         # DIA-4: calls to one destination in a rolling 24 hours.
-        policy = active("repeat_calls")
+        repeat_policy = active("repeat_calls")
         cap = limits.calls_per_destination_per_day
-        if policy is not None and cap is not None and dest_e164 is not None:
-            try:
-                window = await self.counters.count_in_window(
-                    tenant, f"dest:{dest_e164}", DAY_S, max(cap, 1), now, record=True
-                )
-            except CountersUnavailable as exc:
-                if unavailable("repeat_calls", policy, "DIA-4", exc):
-                    await self._undo_leases(out, tenant, attempt.call_id)
-                    return out
-            else:
-                if not window.admitted and objection(
-                    "repeat_calls",
-                    policy,
-                    Finding(
-                        "repeat_calls",
-                        ("DIA-4",),
-                        f"{dest_e164} was already called {window.count} times in 24 hours",
-                        403,
-                        retry_after_s=window.retry_after,
-                    ),
-                ):
-                    await self._undo_leases(out, tenant, attempt.call_id)
-                    return out
-        return out
+        window: WindowCheck | None = None
+        if repeat_policy is not None and cap is not None and dest_e164 is not None:
+            window = WindowCheck(f"dest:{dest_e164}", DAY_S, max(cap, 1))
+            rules.append(("repeat_calls", repeat_policy, "DIA-4"))
 
-    async def _undo_leases(self, out: _Outcome, tenant_id: str, call_id: str) -> None:
-        if out.leased:
-            try:
-                await self.counters.release_leases(tenant_id, call_id)
-            except CountersUnavailable:
-                out.warnings.append("concurrent_calls: lease left to expire")
+        if not rules:
+            return out
+        plan = AdmitPlan(
+            rates=checks,
+            rates_enforced=_enforced(rate_policy),
+            claims=claims,
+            ttl_s=self._lease_ttl(max_duration),
+            leases_enforced=_enforced(lease_policy),
+            window=window,
+            window_enforced=_enforced(repeat_policy),
+        )
+        try:
+            result = await self.counters.admit(tenant, attempt.call_id, plan, now)
+        except CountersUnavailable as exc:
+            out.degraded = True
+            for rule, policy, clause in rules:
+                log.warning("counters unreachable", extra={"rule": rule, "error": str(exc)})
+                if policy.failure is FailureMode.CLOSED and policy.mode is RuleMode.ENFORCE:
+                    out.blocking = Finding(
+                        rule, (clause,), f"{rule}: counters unreachable; failing closed", 503
+                    )
+                    return out
+                out.warnings.append(f"{rule}: counters unreachable; failed open")
+            return out
+
+        rate = result.rates
+        if rate is not None and rate_policy is not None and not rate.allowed:
+            finding = Finding(
+                "attempt_rate",
+                ("LIM-5",),
+                f"too many call attempts ({rate.key}); retry in {rate.retry_after:.2f} s",
+                503,
+                retry_after_s=rate.retry_after,
+            )
+            if objection(rate_policy, finding):
+                return out
+
+        lease = result.leases
+        if lease is not None:
+            if observe_leases:
+                for (key, limit), count in zip(scopes, lease.counts, strict=False):
+                    if count > limit:
+                        out.observed.append(_concurrency_finding(key, limit))
+            elif not lease.acquired:
+                limit = dict(scopes)[lease.full_key or ""]
+                out.blocking = _concurrency_finding(lease.full_key or "?", limit)
+                return out
+
+        counted = result.window
+        if counted is not None and repeat_policy is not None and not counted.admitted:
+            finding = Finding(
+                "repeat_calls",
+                ("DIA-4",),
+                f"{dest_e164} was already called {counted.count} times in 24 hours",
+                403,
+                retry_after_s=counted.retry_after,
+            )
+            # An enforced refusal: the counters already gave back this attempt's leases.
+            objection(repeat_policy, finding)
+        return out
 
     # -- call events ---------------------------------------------------------------------------
     async def call_event(
@@ -378,6 +390,11 @@ class AdmissionService:
                 tenant_id, call_id, self._lease_ttl(max_duration), self.clock()
             )
         return await self.counters.release_leases(tenant_id, call_id, self.clock())
+
+
+def _enforced(policy: RulePolicy | None) -> bool:
+    """Whether a refusal under this (active) policy stops the attempt: all but observe mode."""
+    return policy is not None and policy.mode is not RuleMode.OBSERVE
 
 
 def _rate_checks(

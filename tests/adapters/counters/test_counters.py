@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Coroutine, Iterator
 from typing import Any, TypeVar
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 from redis.asyncio import Redis
@@ -27,12 +27,15 @@ from callwarden.adapters.counters import counters_from_url
 from callwarden.adapters.counters.memory import MemoryCounters
 from callwarden.adapters.counters.redis import RedisCounters
 from callwarden.core.counters import (
+    AdmitOutcome,
+    AdmitPlan,
     Counters,
     CountersUnavailable,
     LeaseClaim,
     LeaseOutcome,
     RateCheck,
     RateOutcome,
+    WindowCheck,
     WindowOutcome,
 )
 from callwarden.core.limits import Rate, from_micros, gcra_all, to_micros
@@ -382,6 +385,260 @@ def test_window_storage_is_bounded_by_the_limit(backend: Backend, run: Loop) -> 
         assert run(counters.client.zcard(key)) == 2
 
 
+# -- every check of one attempt at once (admit) -----------------------------------------------
+
+FULL_PLAN = AdmitPlan(
+    rates=[RateCheck("s:tenant", Rate(100, 1.0))],
+    claims=[LeaseClaim("tenant", 10)],
+    ttl_s=60,
+    window=WindowCheck("dest:+48221234567", 86400.0, 10),
+)
+
+
+def _plan(
+    *,
+    rate: Rate | None = None,
+    lease_limit: int | None = None,
+    window_limit: int | None = None,
+    enforced: bool = True,
+    ttl_s: float = 60.0,
+    keys: tuple[str, ...] = ("tenant",),
+) -> AdmitPlan:
+    return AdmitPlan(
+        rates=[RateCheck("s:tenant", rate)] if rate is not None else (),
+        rates_enforced=enforced,
+        claims=[LeaseClaim(k, lease_limit) for k in keys] if lease_limit is not None else (),
+        ttl_s=ttl_s,
+        leases_enforced=enforced,
+        window=WindowCheck("dest:x", 3600.0, window_limit) if window_limit is not None else None,
+        window_enforced=enforced,
+    )
+
+
+def test_admit_runs_every_stage_and_reports_each(counters: Counters, run: Loop) -> None:
+    t = tenant()
+    plan = AdmitPlan(
+        rates=[RateCheck("s:tenant", Rate(5, 1.0)), RateCheck("s:user:1", Rate(5, 1.0))],
+        claims=[LeaseClaim("tenant", 2), LeaseClaim("user:1", 1)],
+        ttl_s=30,
+        window=WindowCheck("dest:+48221234567", 86400.0, 3),
+    )
+    out = run(counters.admit(t, "c1", plan, T0))
+    assert out == AdmitOutcome(
+        True,
+        None,
+        RateOutcome(True, None, 0.0),
+        LeaseOutcome(True, None, (1, 1), T0 + 30, False),
+        WindowOutcome(True, 1, 3, 0.0),
+    )
+    assert run(counters.calls_holding(t, T0)) == ["c1"]
+    # the same attempt retransmitted: rates and window count it again, leases do not
+    again = run(counters.admit(t, "c1", plan, T0 + 1))
+    assert again.leases == LeaseOutcome(True, None, (1, 1), T0 + 31, True)
+    assert again.window == WindowOutcome(True, 2, 3, 0.0)
+
+
+def test_admit_with_an_empty_plan_touches_nothing(counters: Counters, run: Loop) -> None:
+    assert run(counters.admit(tenant(), "c1", AdmitPlan(), T0)) == AdmitOutcome(True)
+
+
+def test_admit_skips_empty_stages(counters: Counters, run: Loop) -> None:
+    t = tenant()
+    out = run(counters.admit(t, "c1", _plan(window_limit=1), T0))
+    assert out == AdmitOutcome(True, None, None, None, WindowOutcome(True, 1, 1, 0.0))
+    out = run(counters.admit(t, "c2", _plan(lease_limit=1), T0))
+    assert out == AdmitOutcome(True, None, None, LeaseOutcome(True, None, (1,), T0 + 60, False))
+    out = run(counters.admit(t, "c3", _plan(rate=Rate(1, 1.0)), T0))
+    assert out == AdmitOutcome(True, None, RateOutcome(True, None, 0.0))
+
+
+def test_an_enforced_rate_refusal_touches_nothing_else(counters: Counters, run: Loop) -> None:
+    t = tenant()
+    plan = _plan(rate=Rate(1, 10.0), lease_limit=5, window_limit=5)
+    assert run(counters.admit(t, "c1", plan, T0)).admitted
+    out = run(counters.admit(t, "c2", plan, T0 + 1))
+    assert out == AdmitOutcome(False, "rates", RateOutcome(False, "s:tenant", 9.0))
+    assert run(counters.calls_holding(t, T0 + 1)) == ["c1"]
+    assert run(counters.count_in_window(t, "dest:x", 3600.0, 5, T0 + 1, False)).count == 1
+
+
+def test_an_observed_rate_refusal_consumes_nothing_and_goes_on(
+    counters: Counters, run: Loop
+) -> None:
+    t = tenant()
+    plan = _plan(rate=Rate(1, 10.0), lease_limit=5, window_limit=5, enforced=False)
+    assert run(counters.admit(t, "c1", plan, T0)).admitted
+    out = run(counters.admit(t, "c2", plan, T0 + 1))
+    assert out.admitted and out.refused_by is None
+    assert out.rates == RateOutcome(False, "s:tenant", 9.0)
+    assert out.leases is not None and out.leases.counts == (2,)
+    assert out.window == WindowOutcome(True, 2, 5, 0.0)
+    # nothing consumed by the refused rate: it still frees up at T0 + 10
+    assert run(counters.hit_rates(t, [RateCheck("s:tenant", Rate(1, 10.0))], T0 + 10)).allowed
+
+
+def test_an_enforced_lease_refusal_keeps_the_rates_and_skips_the_window(
+    counters: Counters, run: Loop
+) -> None:
+    t = tenant()
+    plan = _plan(rate=Rate(1, 1.0, burst=5), lease_limit=1, window_limit=5)
+    assert run(counters.admit(t, "c1", plan, T0)).admitted
+    out = run(counters.admit(t, "c2", plan, T0))
+    assert out == AdmitOutcome(
+        False,
+        "leases",
+        RateOutcome(True, None, 0.0),
+        LeaseOutcome(False, "tenant", (1,), None),
+    )
+    # the attempt counted against the rate, not the window
+    assert run(counters.count_in_window(t, "dest:x", 3600.0, 5, T0, False)).count == 1
+    refused = [run(counters.admit(t, f"c{i}", plan, T0)).refused_by for i in range(3, 8)]
+    assert refused == ["leases"] * 4 + ["rates"]
+
+
+def test_an_observed_lease_refusal_takes_nothing_and_goes_on(counters: Counters, run: Loop) -> None:
+    t = tenant()
+    plan = _plan(lease_limit=1, window_limit=5, enforced=False)
+    assert run(counters.admit(t, "c1", plan, T0)).admitted
+    out = run(counters.admit(t, "c2", plan, T0))
+    assert out.admitted and out.leases == LeaseOutcome(False, "tenant", (1,), None)
+    assert out.window == WindowOutcome(True, 2, 5, 0.0)
+    assert run(counters.calls_holding(t, T0)) == ["c1"]
+
+
+def test_an_enforced_window_refusal_gives_back_the_leases_it_took(
+    counters: Counters, run: Loop
+) -> None:
+    t = tenant()
+    plan = _plan(lease_limit=5, window_limit=1, keys=("tenant", "user:1"))
+    assert run(counters.admit(t, "c1", plan, T0)).admitted
+    out = run(counters.admit(t, "c2", plan, T0 + 1))
+    assert out == AdmitOutcome(
+        False,
+        "window",
+        None,
+        LeaseOutcome(True, None, (2, 2), T0 + 61, False),
+        WindowOutcome(False, 1, 1, 3599.0),
+        leases_undone=True,
+    )
+    assert run(counters.calls_holding(t, T0 + 1)) == ["c1"]
+    assert run(counters.active_leases(t, "tenant", T0 + 1)) == 1
+    assert run(counters.active_leases(t, "user:1", T0 + 1)) == 1
+
+
+def test_a_window_refusal_keeps_leases_held_from_an_earlier_attempt(
+    counters: Counters, run: Loop
+) -> None:
+    t = tenant()
+    first = AdmitPlan(claims=[LeaseClaim("tenant", 5)], ttl_s=10)
+    assert run(counters.admit(t, "c1", first, T0)).admitted
+    run(counters.count_in_window(t, "dest:x", 3600.0, 1, T0, True))
+    # retransmitted with one more key, refused by the window: the new key is not taken and the
+    # old lease keeps its expiry
+    plan = _plan(lease_limit=5, window_limit=1, keys=("tenant", "user:1"), ttl_s=30)
+    out = run(counters.admit(t, "c1", plan, T0 + 5))
+    assert out.refused_by == "window" and out.leases_undone
+    assert out.leases == LeaseOutcome(True, None, (1, 1), T0 + 35, False)
+    assert run(counters.active_leases(t, "user:1", T0 + 5)) == 0
+    assert run(counters.active_leases(t, "tenant", T0 + 9.999)) == 1
+    assert run(counters.active_leases(t, "tenant", T0 + 10)) == 0
+
+
+def test_an_observed_window_refusal_keeps_the_leases(counters: Counters, run: Loop) -> None:
+    t = tenant()
+    plan = _plan(lease_limit=5, window_limit=1, enforced=False)
+    assert run(counters.admit(t, "c1", plan, T0)).admitted
+    out = run(counters.admit(t, "c2", plan, T0))
+    assert out.admitted and not out.leases_undone
+    assert out.window == WindowOutcome(False, 1, 1, 3600.0)
+    assert run(counters.calls_holding(t, T0)) == ["c1", "c2"]
+
+
+def test_an_invalid_plan_changes_nothing(counters: Counters, run: Loop) -> None:
+    t = tenant()
+    plan = AdmitPlan(
+        rates=[RateCheck("s:tenant", Rate(1, 10.0))],
+        claims=[LeaseClaim("tenant", 1)],
+        ttl_s=10,
+        window=WindowCheck("dest:x", 3600.0, 0),
+    )
+    with pytest.raises(ValueError):
+        run(counters.admit(t, "c1", plan, T0))
+    assert run(counters.calls_holding(t, T0)) == []
+    assert run(counters.hit_rates(t, [RateCheck("s:tenant", Rate(1, 10.0))], T0)).allowed
+
+
+def test_admit_uses_the_keys_of_the_separate_operations(counters: Counters, run: Loop) -> None:
+    t = tenant()
+    odd = 'user:\u017c\u00f3\u0142w "q" \\ \n\t\U0001f600'
+    plan = AdmitPlan(
+        rates=[RateCheck(f"s:{odd}", Rate(1, 10.0))],
+        claims=[LeaseClaim(odd, 1)],
+        ttl_s=30,
+        window=WindowCheck(f"dest:{odd}", 60.0, 1),
+    )
+    assert run(counters.admit(t, f"call {odd}", plan, T0)).admitted
+    assert run(counters.active_leases(t, odd, T0)) == 1
+    assert run(counters.calls_holding(t, T0)) == [f"call {odd}"]
+    assert run(counters.count_in_window(t, f"dest:{odd}", 60.0, 1, T0, False)).count == 1
+    assert not run(counters.hit_rates(t, [RateCheck(f"s:{odd}", Rate(1, 10.0))], T0)).allowed
+    assert run(counters.release_leases(t, f"call {odd}"))
+
+
+def test_concurrent_admits_from_two_instances_never_exceed_the_lease_limit(
+    backend: Backend, run: Loop
+) -> None:
+    a, b = backend.new(), backend.new()
+    t = tenant()
+
+    def plan(i: int) -> AdmitPlan:
+        return AdmitPlan(
+            rates=[RateCheck("s:tenant", Rate(1000, 1.0, burst=1000))],
+            claims=[LeaseClaim("tenant", 7), LeaseClaim("trunk", 100)],
+            ttl_s=60,
+            window=WindowCheck(f"dest:{i % 3}", 3600.0, 4),
+        )
+
+    async def storm() -> list[AdmitOutcome]:
+        jobs = [(a if i % 2 else b).admit(t, f"c{i}", plan(i), T0 + i * 1e-4) for i in range(60)]
+        return list(await asyncio.gather(*jobs))
+
+    outcomes = run(storm())
+    admitted = [i for i, o in enumerate(outcomes) if o.admitted]
+    assert len(admitted) == 7
+    assert {o.refused_by for o in outcomes} <= {None, "leases", "window"}
+    assert run(a.active_leases(t, "tenant", T0 + 1)) == 7
+    assert run(b.active_leases(t, "trunk", T0 + 1)) == 7
+    assert run(a.calls_holding(t, T0 + 1)) == sorted(f"c{i}" for i in admitted)
+
+
+@pytest.mark.redis
+def test_redis_admit_is_one_round_trip_in_one_slot(run: Loop) -> None:
+    backend = Backend("redis", ttl_slack_s=5.0)
+    counters = backend.new()
+    assert isinstance(counters, RedisCounters)
+    t = "tenant-42"
+    commands: list[str] = []
+    client: Any = counters.client
+    execute = client.execute_command
+
+    async def counting(*args: Any, **options: Any) -> Any:
+        commands.append(str(args[0]))
+        return await execute(*args, **options)
+
+    try:
+        run(counters.admit(t, "c0", FULL_PLAN, T0))  # loads the script
+        client.execute_command = counting
+        assert run(counters.admit(t, "c1", FULL_PLAN, T0 + 1)).admitted
+        assert commands == ["EVALSHA"]
+        keys = run(redis_keys(backend.prefix))
+        assert len(keys) == 6  # rate, lease key, two call records, calls index, window
+        assert len({key_slot(k) for k in keys}) == 1
+        assert all(run(counters.client.pttl(k)) > 0 for k in keys)
+    finally:
+        run(backend.aclose())
+
+
 # -- validation, URL selection ---------------------------------------------------------------
 
 
@@ -402,6 +659,16 @@ def test_window_storage_is_bounded_by_the_limit(backend: Backend, run: Loop) -> 
         lambda c: c.hit_rates("t", [RateCheck("k", Rate(1, 1)), RateCheck("k", Rate(2, 1))], T0),
         lambda c: c.count_in_window("t", "k", 0, 1, T0, True),
         lambda c: c.count_in_window("t", "k", 10, 0, T0, True),
+        lambda c: c.admit("", "c", AdmitPlan(rates=[RateCheck("k", Rate(1, 1))]), T0),
+        lambda c: c.admit("t", "", AdmitPlan(rates=[RateCheck("k", Rate(1, 1))]), T0),
+        lambda c: c.admit("t", "c", AdmitPlan(claims=[LeaseClaim("k", 1)]), T0),
+        lambda c: c.admit("t", "c", AdmitPlan(claims=[LeaseClaim("k", -1)], ttl_s=10), T0),
+        lambda c: c.admit(
+            "t", "c", AdmitPlan(rates=[RateCheck("k", Rate(1, 1)), RateCheck("k", Rate(1, 1))]), T0
+        ),
+        lambda c: c.admit("t", "c", AdmitPlan(window=WindowCheck("k", 10, 0)), T0),
+        lambda c: c.admit("t", "c", AdmitPlan(window=WindowCheck("", 10, 1)), T0),
+        lambda c: c.admit("t", "c", AdmitPlan(window=WindowCheck("k", 10, 1)), float("inf")),
     ],
 )
 def test_invalid_arguments_raise_value_error(counters: Counters, run: Loop, call: Any) -> None:
@@ -489,6 +756,7 @@ async def _every_operation(counters: Counters) -> list[str]:
         counters.calls_holding("t", T0),
         counters.hit_rates("t", [RateCheck("k", Rate(1, 1))], T0),
         counters.count_in_window("t", "k", 10, 1, T0, True),
+        counters.admit("t", "c", FULL_PLAN, T0),
     ]
     for op in ops:
         try:
@@ -501,7 +769,7 @@ async def _every_operation(counters: Counters) -> list[str]:
 def test_redis_down_raises_counters_unavailable_promptly(run: Loop) -> None:
     counters = counters_from_url("redis://127.0.0.1:1/0?socket_timeout=0.2")
     start = time.perf_counter()
-    assert run(_every_operation(counters)) == ["unavailable"] * 7
+    assert run(_every_operation(counters)) == ["unavailable"] * 8
     assert time.perf_counter() - start < 2.0
     run(counters.close())
 
@@ -514,10 +782,10 @@ def test_redis_hung_server_times_out_into_counters_unavailable(run: Loop) -> Non
         port = hung.getsockname()[1]
         counters = RedisCounters.from_url(f"redis://127.0.0.1:{port}/0", socket_timeout=0.1)
         start = time.perf_counter()
-        assert run(_every_operation(counters)) == ["unavailable"] * 7
+        assert run(_every_operation(counters)) == ["unavailable"] * 8
         elapsed = time.perf_counter() - start
         run(counters.close())
-    assert elapsed < 7 * 0.1 * 2 + 1.0, elapsed
+    assert elapsed < 8 * 0.1 * 2 + 1.0, elapsed
 
 
 # -- property tests on both backends ---------------------------------------------------------
@@ -739,3 +1007,142 @@ def test_window_never_admits_more_than_the_limit(
             recorded.append(now_us)
     for i, start in enumerate(recorded):
         assert sum(1 for x in recorded[i:] if x < start + window_us) <= limit
+
+
+ADMIT_RATES = [RateCheck("s:tenant", Rate(3, 1.0, burst=1)), RateCheck("s:user:a", Rate(2, 1.0))]
+ADMIT_WINDOWS = [WindowCheck("dest:a", 2.0, 2), WindowCheck("dest:b", 1.0, 1)]
+_BIG = 1_000_000_000
+
+admit_steps = st.lists(
+    st.one_of(
+        st.fixed_dictionaries(
+            {
+                "gap_ms": st.integers(0, 700),
+                "call": st.sampled_from(CALLS),
+                "rates": st.lists(st.sampled_from(ADMIT_RATES), max_size=2, unique=True),
+                "rates_enforced": st.booleans(),
+                "claims": st.lists(st.sampled_from(sorted(LIMITS)), max_size=3, unique=True),
+                "leases_enforced": st.booleans(),
+                "ttl_s": st.sampled_from(TTLS),
+                "window": st.sampled_from([None, *ADMIT_WINDOWS]),
+                "window_enforced": st.booleans(),
+            }
+        ),
+        st.fixed_dictionaries(
+            {"gap_ms": st.integers(0, 700), "call": st.sampled_from(CALLS), "end": st.just(True)}
+        ),
+        st.fixed_dictionaries({"gap_ms": st.integers(0, 700), "probe": st.just(True)}),
+    ),
+    min_size=1,
+    max_size=25,
+)
+
+
+async def _probe_rates(counters: Counters, t: str, now: float) -> list[RateOutcome]:
+    """Reveal the stored rate states: hit each rate until it refuses (whose retry_after then
+    pins the theoretical arrival time down). Changes both tenants alike when run on both."""
+    seen: list[RateOutcome] = []
+    for check in ADMIT_RATES:
+        for _ in range(check.rate.burst + 2):
+            seen.append(await counters.hit_rates(t, [check], now))
+            if not seen[-1].allowed:
+                break
+    return seen
+
+
+async def _composed(
+    counters: Counters,
+    t: str,
+    call_id: str,
+    plan: AdmitPlan,
+    now_us: int,
+    held: dict[str, tuple[int, frozenset[str]]],
+) -> AdmitOutcome:
+    """What ``admit`` must do, made of the separate operations: hit_rates, acquire_leases,
+    count_in_window, and for a window refusal a release that restores what the call held before
+    (``held`` tracks each call's keys and expiry from the outcomes)."""
+    now = from_micros(now_us)
+    rates = leases = window = None
+    if plan.rates:
+        rates = await counters.hit_rates(t, plan.rates, now)
+        if not rates.allowed and plan.rates_enforced:
+            return AdmitOutcome(False, "rates", rates)
+    before = held.get(call_id)
+    if before is not None and before[0] <= now_us:
+        before = None
+    if plan.claims:
+        leases = await counters.acquire_leases(t, call_id, plan.claims, plan.ttl_s, now)
+        if not leases.acquired and plan.leases_enforced:
+            return AdmitOutcome(False, "leases", rates, leases)
+        if leases.acquired:
+            assert leases.expires_at is not None
+            keys = (before[1] if before else frozenset()) | {c.key for c in plan.claims}
+            held[call_id] = (to_micros(leases.expires_at), keys)
+    if plan.window is not None:
+        w = plan.window
+        window = await counters.count_in_window(t, w.key, w.window_s, w.limit, now, True)
+        if not window.admitted and plan.window_enforced:
+            undone = leases is not None and leases.acquired
+            if undone:
+                await counters.release_leases(t, call_id)
+                held.pop(call_id, None)
+                if before is not None:
+                    restore = [LeaseClaim(k, _BIG) for k in sorted(before[1])]
+                    ttl = from_micros(before[0] - now_us)
+                    assert (await counters.acquire_leases(t, call_id, restore, ttl, now)).acquired
+                    held[call_id] = before
+            return AdmitOutcome(False, "window", rates, leases, window, undone)
+    return AdmitOutcome(True, None, rates, leases, window)
+
+
+@PROPERTY
+@given(steps=admit_steps)
+def test_admit_matches_the_separate_operations(
+    counters: Counters, run: Loop, steps: list[dict[str, Any]]
+) -> None:
+    """``admit`` on one tenant and the composition of the separate operations on another, step
+    by step: same outcomes, and afterwards the same leases and windows."""
+    one, other = tenant(), tenant()
+    held: dict[str, tuple[int, frozenset[str]]] = {}
+    now_us = T0_US
+    for step in steps:
+        now_us += step["gap_ms"] * 1000
+        now = from_micros(now_us)
+        if "probe" in step:
+            assert run(_probe_rates(counters, one, now)) == run(_probe_rates(counters, other, now))
+        elif "end" in step:
+            ended = run(counters.release_leases(one, step["call"], now))
+            assert ended == run(counters.release_leases(other, step["call"], now))
+            held.pop(step["call"], None)
+        else:
+            plan = AdmitPlan(
+                rates=step["rates"],
+                rates_enforced=step["rates_enforced"],
+                claims=[LeaseClaim(k, LIMITS[k]) for k in step["claims"]],
+                ttl_s=step["ttl_s"],
+                leases_enforced=step["leases_enforced"],
+                window=step["window"],
+                window_enforced=step["window_enforced"],
+            )
+            got = run(counters.admit(one, step["call"], plan, now))
+            event(f"refused by {got.refused_by}" + (", leases undone" if got.leases_undone else ""))
+            observed = (
+                (got.rates is not None and not got.rates.allowed)
+                or (got.leases is not None and not got.leases.acquired)
+                or (got.window is not None and not got.window.admitted)
+            )
+            if got.admitted and observed:
+                event("admitted with an observed refusal")
+            assert got == run(_composed(counters, other, step["call"], plan, now_us, held))
+        for key, limit in LIMITS.items():
+            active = run(counters.active_leases(one, key, now))
+            assert active == run(counters.active_leases(other, key, now))
+            assert active <= limit
+        assert run(counters.calls_holding(one, now)) == run(counters.calls_holding(other, now))
+        for w in ADMIT_WINDOWS:
+            seen = run(counters.count_in_window(one, w.key, w.window_s, w.limit, now, False))
+            assert seen == run(
+                counters.count_in_window(other, w.key, w.window_s, w.limit, now, False)
+            )
+    now = from_micros(now_us)
+    assert run(_probe_rates(counters, one, now)) == run(_probe_rates(counters, other, now))

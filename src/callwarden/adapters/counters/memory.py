@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from callwarden.core.counters import (
+    AdmitOutcome,
+    AdmitPlan,
     Counters,
     CountersUnavailable,
     LeaseClaim,
@@ -24,6 +26,7 @@ from callwarden.core.counters import (
     RateCheck,
     RateOutcome,
     WindowOutcome,
+    check_admit_plan,
     check_call_id,
     check_claims,
     check_key,
@@ -85,6 +88,18 @@ class _TenantLeases:
 
 
 @dataclass(slots=True)
+class _LeaseDecision:
+    """An acquisition decided but not yet applied (nothing changed but expired leases)."""
+
+    tenant_id: str
+    tenant: _TenantLeases
+    call_id: str
+    held: frozenset[str]
+    full_key: str | None
+    counts: tuple[int, ...]
+
+
+@dataclass(slots=True)
 class _Window:
     window_us: int
     stamps: list[int]
@@ -126,34 +141,11 @@ class MemoryCounters(Counters):
         now_us, ttl_us = to_micros(now), to_micros(ttl_s)
         with self._lock:
             self._enter(now_us)
-            tenant = self._leases.get(tenant_id)
-            if tenant is None:
-                tenant = self._leases[tenant_id] = _TenantLeases()
-            tenant.prune(now_us)
-            call = tenant.calls.get(call_id)
-            held: set[str] = call.keys if call is not None else set()
-            full_key: str | None = None
-            for claim in claims:
-                if (
-                    full_key is None
-                    and claim.key not in held
-                    and tenant.count(claim.key) >= claim.limit
-                ):
-                    full_key = claim.key
-            if full_key is not None:
-                counts = tuple(tenant.count(c.key) for c in claims)
-                self._forget_if_empty(tenant_id, tenant)
-                return LeaseOutcome(False, full_key, counts, None)
-            already = all(c.key in held for c in claims)
-            if call is None:
-                call = tenant.calls[call_id] = _Call(now_us + ttl_us)
-            for claim in claims:
-                if claim.key not in call.keys:
-                    call.keys.add(claim.key)
-                    tenant.holders.setdefault(claim.key, set()).add(call_id)
-            tenant.set_expiry(call_id, call, now_us + ttl_us)
-            counts = tuple(tenant.count(c.key) for c in claims)
-            return LeaseOutcome(True, None, counts, from_micros(now_us + ttl_us), already)
+            decision = self._decide_leases(tenant_id, call_id, claims, now_us)
+            if decision.full_key is not None:
+                self._forget_if_empty(tenant_id, decision.tenant)
+                return LeaseOutcome(False, decision.full_key, decision.counts, None)
+            return self._apply_leases(decision, claims, now_us, ttl_us)
 
     async def renew_leases(self, tenant_id: str, call_id: str, ttl_s: float, now: float) -> bool:
         check_tenant_id(tenant_id)
@@ -232,22 +224,9 @@ class MemoryCounters(Counters):
         check_rate_checks(checks)
         check_time(now)
         now_us = to_micros(now)
-        params = [(c.rate.interval_us, c.rate.tolerance_us) for c in checks]
         with self._lock:
             self._enter(now_us)
-            rates = self._rates
-            keys = [(tenant_id, c.key) for c in checks]
-            decision = gcra_all([rates.get(k) for k in keys], now_us, params)
-            if not decision.allowed:
-                assert decision.refused_index is not None
-                return RateOutcome(
-                    False,
-                    checks[decision.refused_index].key,
-                    from_micros(decision.retry_after_us),
-                )
-            for k, tat in zip(keys, decision.tats_us, strict=True):
-                rates[k] = tat
-            return RateOutcome(True, None, 0.0)
+            return self._hit_rates(tenant_id, checks, now_us)
 
     # -- rolling windows (DIA-4) ---------------------------------------------------------------
 
@@ -267,25 +246,127 @@ class MemoryCounters(Counters):
         now_us, window_us = to_micros(now), to_micros(window_s)
         with self._lock:
             self._enter(now_us)
-            k = (tenant_id, key)
-            window = self._windows.get(k)
-            stamps = window.stamps if window is not None else []
-            decision = window_decide(stamps, now_us, window_us, limit)
-            if decision.drop:
-                del stamps[: decision.drop]
-            count = decision.count
-            if decision.admitted and record:
-                bisect.insort(stamps, now_us)
-                count += 1
-            if window is not None:
-                window.window_us = window_us
-                if not stamps:
-                    del self._windows[k]
-            elif stamps:
-                self._windows[k] = _Window(window_us, stamps)
-            return WindowOutcome(
-                decision.admitted, count, limit, from_micros(decision.retry_after_us)
+            return self._count_in_window(tenant_id, key, window_us, limit, now_us, record)
+
+    # -- one attempt, every check --------------------------------------------------------------
+
+    async def admit(
+        self, tenant_id: str, call_id: str, plan: AdmitPlan, now: float
+    ) -> AdmitOutcome:
+        check_tenant_id(tenant_id)
+        check_call_id(call_id)
+        check_admit_plan(plan)
+        check_time(now)
+        if plan.empty:
+            return AdmitOutcome(True)
+        now_us = to_micros(now)
+        with self._lock:
+            self._enter(now_us)
+            rates: RateOutcome | None = None
+            if plan.rates:
+                rates = self._hit_rates(tenant_id, plan.rates, now_us)
+                if not rates.allowed and plan.rates_enforced:
+                    return AdmitOutcome(False, "rates", rates)
+            decision: _LeaseDecision | None = None
+            leases: LeaseOutcome | None = None
+            if plan.claims:
+                decision = self._decide_leases(tenant_id, call_id, plan.claims, now_us)
+                if decision.full_key is not None:
+                    self._forget_if_empty(tenant_id, decision.tenant)
+                    leases = LeaseOutcome(False, decision.full_key, decision.counts, None)
+                    decision = None
+                    if plan.leases_enforced:
+                        return AdmitOutcome(False, "leases", rates, leases)
+            window: WindowOutcome | None = None
+            if plan.window is not None:
+                w = plan.window
+                window_us = to_micros(w.window_s)
+                window = self._count_in_window(tenant_id, w.key, window_us, w.limit, now_us, True)
+                if not window.admitted and plan.window_enforced:
+                    undone = False
+                    if decision is not None:
+                        # Decided but never applied: the call's leases are as they were.
+                        self._forget_if_empty(tenant_id, decision.tenant)
+                        leases = _would_acquire(decision, plan.claims, now_us, plan.ttl_s)
+                        undone = True
+                    return AdmitOutcome(False, "window", rates, leases, window, undone)
+            if decision is not None:
+                leases = self._apply_leases(decision, plan.claims, now_us, to_micros(plan.ttl_s))
+            return AdmitOutcome(True, None, rates, leases, window)
+
+    # -- the operations, under the lock --------------------------------------------------------
+
+    def _decide_leases(
+        self, tenant_id: str, call_id: str, claims: Sequence[LeaseClaim], now_us: int
+    ) -> _LeaseDecision:
+        """Decide an acquisition; changes nothing but forgetting expired leases."""
+        tenant = self._leases.get(tenant_id)
+        if tenant is None:
+            tenant = self._leases[tenant_id] = _TenantLeases()
+        tenant.prune(now_us)
+        call = tenant.calls.get(call_id)
+        held = frozenset(call.keys) if call is not None else frozenset()
+        full_key: str | None = None
+        for claim in claims:
+            if claim.key not in held and tenant.count(claim.key) >= claim.limit:
+                full_key = claim.key
+                break
+        counts = tuple(tenant.count(c.key) for c in claims)
+        return _LeaseDecision(tenant_id, tenant, call_id, held, full_key, counts)
+
+    def _apply_leases(
+        self, decision: _LeaseDecision, claims: Sequence[LeaseClaim], now_us: int, ttl_us: int
+    ) -> LeaseOutcome:
+        """Apply an acquisition decided (with room) by :meth:`_decide_leases`."""
+        tenant, call_id = decision.tenant, decision.call_id
+        already = all(c.key in decision.held for c in claims)
+        call = tenant.calls.get(call_id)
+        if call is None:
+            call = tenant.calls[call_id] = _Call(now_us + ttl_us)
+        for claim in claims:
+            if claim.key not in call.keys:
+                call.keys.add(claim.key)
+                tenant.holders.setdefault(claim.key, set()).add(call_id)
+        tenant.set_expiry(call_id, call, now_us + ttl_us)
+        counts = tuple(tenant.count(c.key) for c in claims)
+        return LeaseOutcome(True, None, counts, from_micros(now_us + ttl_us), already)
+
+    def _hit_rates(self, tenant_id: str, checks: Sequence[RateCheck], now_us: int) -> RateOutcome:
+        params = [(c.rate.interval_us, c.rate.tolerance_us) for c in checks]
+        rates = self._rates
+        keys = [(tenant_id, c.key) for c in checks]
+        decision = gcra_all([rates.get(k) for k in keys], now_us, params)
+        if not decision.allowed:
+            assert decision.refused_index is not None
+            return RateOutcome(
+                False,
+                checks[decision.refused_index].key,
+                from_micros(decision.retry_after_us),
             )
+        for k, tat in zip(keys, decision.tats_us, strict=True):
+            rates[k] = tat
+        return RateOutcome(True, None, 0.0)
+
+    def _count_in_window(
+        self, tenant_id: str, key: str, window_us: int, limit: int, now_us: int, record: bool
+    ) -> WindowOutcome:
+        k = (tenant_id, key)
+        window = self._windows.get(k)
+        stamps = window.stamps if window is not None else []
+        decision = window_decide(stamps, now_us, window_us, limit)
+        if decision.drop:
+            del stamps[: decision.drop]
+        count = decision.count
+        if decision.admitted and record:
+            bisect.insort(stamps, now_us)
+            count += 1
+        if window is not None:
+            window.window_us = window_us
+            if not stamps:
+                del self._windows[k]
+        elif stamps:
+            self._windows[k] = _Window(window_us, stamps)
+        return WindowOutcome(decision.admitted, count, limit, from_micros(decision.retry_after_us))
 
     # -- housekeeping --------------------------------------------------------------------------
 
@@ -340,3 +421,15 @@ class MemoryCounters(Counters):
     def _forget_if_empty(self, tenant_id: str, tenant: _TenantLeases) -> None:
         if not tenant.calls and not tenant.holders:
             self._leases.pop(tenant_id, None)
+
+
+def _would_acquire(
+    decision: _LeaseDecision, claims: Sequence[LeaseClaim], now_us: int, ttl_s: float
+) -> LeaseOutcome:
+    """The outcome applying a decision with room would have had, without applying it."""
+    held = decision.held
+    counts = tuple(
+        n + (0 if c.key in held else 1) for c, n in zip(claims, decision.counts, strict=True)
+    )
+    already = all(c.key in held for c in claims)
+    return LeaseOutcome(True, None, counts, from_micros(now_us + to_micros(ttl_s)), already)

@@ -17,6 +17,10 @@ The ``{t:T}`` hash tag puts all of a tenant's keys in one Redis Cluster slot, so
 touches a single slot. The acquire, renew and release scripts also reach lease keys named in
 the call's record rather than passed as KEYS (a call's keys are known only on the server); they
 share the tag, so they are in the declared keys' slot, which is what Redis Cluster requires.
+:meth:`RedisCounters.admit`, the per-attempt hot path, runs every check of an attempt in one
+script and so one round trip; it declares one key of the tenant (for routing) and names the
+others from the tenant prefix on the server, because redis-py packs each command argument in
+Python and dozens of key and argument strings would cost more than the script itself.
 Every key carries a TTL: the time its content stops mattering by the callers' clock, plus
 ``ttl_slack_s`` to absorb clock skew between instances and the server, so Redis never
 accumulates dead keys. Run Redis with ``maxmemory-policy noeviction``: evicting a lease key
@@ -32,6 +36,7 @@ import os
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
+import orjson
 from redis.asyncio import Redis
 from redis.asyncio.connection import ConnectionPool
 from redis.asyncio.retry import Retry
@@ -42,6 +47,9 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from callwarden.core.counters import (
+    AdmitOutcome,
+    AdmitPlan,
+    AdmitStage,
     Counters,
     CountersUnavailable,
     LeaseClaim,
@@ -49,6 +57,7 @@ from callwarden.core.counters import (
     RateCheck,
     RateOutcome,
     WindowOutcome,
+    check_admit_plan,
     check_call_id,
     check_claims,
     check_key,
@@ -99,62 +108,88 @@ local function drop_call(calls, rec, cid, lprefix)
 end
 """
 
+# Decide an acquisition without applying it: drops expired leases (and a stale record of the
+# call) but takes nothing. lkeys, ckeys, limits: lease key, claim key and limit per claim.
+# Returns the keys the call holds (a set), the live count per claim as found, the first full
+# claim (1-based, 0 = room for all) and whether the call already held every claimed key.
+_LEASE_DECIDE = """
+local function lease_decide(calls, rec, cid, now, lprefix, lkeys, ckeys, limits)
+  local held = {}
+  local exp = redis.call('ZSCORE', calls, cid)
+  redis.call('ZREMRANGEBYSCORE', calls, '-inf', now)
+  if exp and tonumber(exp) > now then
+    for _, k in ipairs(redis.call('SMEMBERS', rec)) do held[k] = true end
+  elseif exp or redis.call('EXISTS', rec) == 1 then
+    drop_call(calls, rec, cid, lprefix)
+  end
+  local counts, full, already = {}, 0, 1
+  for i = 1, #lkeys do
+    redis.call('ZREMRANGEBYSCORE', lkeys[i], '-inf', now)
+    local c = redis.call('ZCARD', lkeys[i])
+    counts[i] = c
+    if not held[ckeys[i]] then
+      already = 0
+      if full == 0 and c >= limits[i] then full = i end
+    end
+  end
+  return held, counts, full, already
+end
+"""
+
+# Apply an acquisition lease_decide found room for: every lease of the call, old and new, now
+# lapses at now + ttl. counts are lease_decide's; returns the live count per claim afterwards
+# (ZADD reports whether the call was new on the key, so no recount is needed).
+_LEASE_APPLY = """
+local function lease_apply(calls, rec, cid, now, ttl, slack, lprefix, ckeys, held, counts)
+  local newexp, fresh = now + ttl, {}
+  for i = 1, #ckeys do
+    local key = ckeys[i]
+    if not held[key] then
+      fresh[#fresh + 1] = key
+      held[key] = true
+    end
+  end
+  if #fresh > 0 then redis.call('SADD', rec, unpack(fresh)) end
+  local added = {}
+  for key, _ in pairs(held) do
+    local lk = lprefix .. key
+    added[key] = redis.call('ZADD', lk, newexp, cid)
+    zset_ttl(lk, now, slack)
+  end
+  redis.call('ZADD', calls, newexp, cid)
+  zset_ttl(calls, now, slack)
+  redis.call('PEXPIRE', rec, math.ceil(ttl / 1000) + slack)
+  local after = {}
+  for i = 1, #ckeys do after[i] = counts[i] + added[ckeys[i]] end
+  return after
+end
+"""
+
+_LEASES = _ZSET_TTL + _DROP_CALL + _LEASE_DECIDE + _LEASE_APPLY
+
 # KEYS: calls index, call record, lease key per claim.
 # ARGV: call id, now us, ttl us, slack ms, lease key prefix, then (key, limit) per claim.
 # Returns {acquired, full index (1-based, 0 = none), already held, count per claim...}.
 _ACQUIRE = (
-    _ZSET_TTL
-    + _DROP_CALL
+    _LEASES
     + """
 local calls, rec = KEYS[1], KEYS[2]
 local cid, now, ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local slack, lprefix = tonumber(ARGV[4]), ARGV[5]
-local n = #KEYS - 2
-
-local held = {}
-local exp = redis.call('ZSCORE', calls, cid)
-redis.call('ZREMRANGEBYSCORE', calls, '-inf', now)
-if exp and tonumber(exp) > now then
-  for _, k in ipairs(redis.call('SMEMBERS', rec)) do held[k] = true end
-elseif exp or redis.call('EXISTS', rec) == 1 then
-  drop_call(calls, rec, cid, lprefix)
+local lkeys, ckeys, limits = {}, {}, {}
+for i = 1, #KEYS - 2 do
+  lkeys[i], ckeys[i], limits[i] = KEYS[i + 2], ARGV[4 + 2 * i], tonumber(ARGV[5 + 2 * i])
 end
-
-local counts, full, already = {}, 0, 1
-for i = 1, n do
-  local lk, key, limit = KEYS[i + 2], ARGV[4 + 2 * i], tonumber(ARGV[5 + 2 * i])
-  redis.call('ZREMRANGEBYSCORE', lk, '-inf', now)
-  local c = redis.call('ZCARD', lk)
-  counts[i] = c
-  if not held[key] then
-    already = 0
-    if full == 0 and c >= limit then full = i end
-  end
-end
+local held, counts, full, already = lease_decide(calls, rec, cid, now, lprefix, lkeys, ckeys,
+                                                 limits)
 if full > 0 then
   local out = {0, full, 0}
-  for i = 1, n do out[3 + i] = counts[i] end
+  for i = 1, #counts do out[3 + i] = counts[i] end
   return out
 end
-
-local newexp = now + ttl
-for i = 1, n do
-  local key = ARGV[4 + 2 * i]
-  if not held[key] then
-    redis.call('SADD', rec, key)
-    held[key] = true
-  end
-end
-for key, _ in pairs(held) do
-  local lk = lprefix .. key
-  redis.call('ZADD', lk, newexp, cid)
-  zset_ttl(lk, now, slack)
-end
-redis.call('ZADD', calls, newexp, cid)
-zset_ttl(calls, now, slack)
-redis.call('PEXPIRE', rec, math.ceil(ttl / 1000) + slack)
+counts = lease_apply(calls, rec, cid, now, ttl, slack, lprefix, ckeys, held, counts)
 local out = {1, 0, already}
-for i = 1, n do out[3 + i] = redis.call('ZCARD', KEYS[i + 2]) end
+for i = 1, #counts do out[3 + i] = counts[i] end
 return out
 """
 )
@@ -215,60 +250,172 @@ redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', tonumber(ARGV[1]))
 return redis.call('ZRANGE', KEYS[1], 0, -1)
 """
 
+# GCRA as in limits.gcra_all, all-or-nothing: keys[i] is checked with params[2i - 1] (interval
+# us) and params[2i] (tolerance us); every TAT is stored only when all conform. Returns the
+# first refusing index (1-based, 0 = allowed) and the retry delay in us.
+_HIT_RATES = """
+local function hit_rates(keys, params, now, slack)
+  local refused, retry, new = 0, 0, {}
+  local tats = redis.call('MGET', unpack(keys))
+  for i = 1, #keys do
+    local interval, tol = params[2 * i - 1], params[2 * i]
+    local tat = tats[i]
+    local base = now
+    if tat then
+      tat = tonumber(tat)
+      if tat > now then base = tat end
+    end
+    local allow_at = base - tol
+    if now < allow_at then
+      if refused == 0 then refused = i end
+      if allow_at - now > retry then retry = allow_at - now end
+    end
+    new[i] = base + interval
+  end
+  if refused == 0 then
+    for i = 1, #keys do
+      redis.call('SET', keys[i], new[i], 'PX', math.ceil((new[i] - now) / 1000) + slack)
+    end
+  end
+  return refused, retry
+end
+"""
+
 # KEYS: rate key per check. ARGV: now us, slack ms, then (interval us, tolerance us) per check.
-# GCRA as in limits.gcra_all. Returns {first refusing index (1-based, 0 = allowed), retry us}.
-_HIT = """
-local now, slack = tonumber(ARGV[1]), tonumber(ARGV[2])
-local refused, retry, new = 0, 0, {}
-for i = 1, #KEYS do
-  local interval, tol = tonumber(ARGV[1 + 2 * i]), tonumber(ARGV[2 + 2 * i])
-  local tat = redis.call('GET', KEYS[i])
-  local base = now
-  if tat then
-    tat = tonumber(tat)
-    if tat > now then base = tat end
-  end
-  local allow_at = base - tol
-  if now < allow_at then
-    if refused == 0 then refused = i end
-    if allow_at - now > retry then retry = allow_at - now end
-  end
-  new[i] = base + interval
-end
-if refused == 0 then
-  for i = 1, #KEYS do
-    redis.call('SET', KEYS[i], new[i], 'PX', math.ceil((new[i] - now) / 1000) + slack)
-  end
-end
+# Returns {first refusing index (1-based, 0 = allowed), retry us}.
+_HIT = (
+    _HIT_RATES
+    + """
+local params = {}
+for i = 3, #ARGV do params[i - 2] = tonumber(ARGV[i]) end
+local refused, retry = hit_rates(KEYS, params, tonumber(ARGV[1]), tonumber(ARGV[2]))
 return {refused, retry}
+"""
+)
+
+# The rolling window of key k, as limits.window_decide; records the event (member) when below
+# the limit and record is true. Returns admitted (0/1), the count, and the retry delay in us.
+_COUNT_WINDOW = """
+local function count_window(k, now, window, limit, record, member, slack)
+  redis.call('ZREMRANGEBYSCORE', k, '-inf', now - window)
+  local n = redis.call('ZCARD', k)
+  if n > limit then
+    redis.call('ZREMRANGEBYRANK', k, 0, n - limit - 1)
+    n = limit
+  end
+  if n < limit then
+    if record then
+      redis.call('ZADD', k, now, member)
+      n = n + 1
+      local top = redis.call('ZRANGE', k, -1, -1, 'WITHSCORES')
+      local ms = math.ceil((tonumber(top[2]) + window - now) / 1000)
+      if ms < 1 then ms = 1 end
+      redis.call('PEXPIRE', k, ms + slack)
+    end
+    return 1, n, 0
+  end
+  local oldest = redis.call('ZRANGE', k, 0, 0, 'WITHSCORES')
+  return 0, n, tonumber(oldest[2]) + window - now
+end
 """
 
 # KEYS: window key. ARGV: now us, window us, limit, record (0/1), member, slack ms.
-# As limits.window_decide. Returns {admitted, count, retry us}.
-_WINDOW = """
-local k = KEYS[1]
-local now, window, limit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local record, member, slack = ARGV[4] == '1', ARGV[5], tonumber(ARGV[6])
-redis.call('ZREMRANGEBYSCORE', k, '-inf', now - window)
-local n = redis.call('ZCARD', k)
-if n > limit then
-  redis.call('ZREMRANGEBYRANK', k, 0, n - limit - 1)
-  n = limit
-end
-if n < limit then
-  if record then
-    redis.call('ZADD', k, now, member)
-    n = n + 1
-    local top = redis.call('ZRANGE', k, -1, -1, 'WITHSCORES')
-    local ms = math.ceil((tonumber(top[2]) + window - now) / 1000)
-    if ms < 1 then ms = 1 end
-    redis.call('PEXPIRE', k, ms + slack)
-  end
-  return {1, n, 0}
-end
-local oldest = redis.call('ZRANGE', k, 0, 0, 'WITHSCORES')
-return {0, n, tonumber(oldest[2]) + window - now}
+# Returns {admitted, count, retry us}.
+_WINDOW = (
+    _COUNT_WINDOW
+    + """
+local admitted, n, retry = count_window(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]),
+                                        tonumber(ARGV[3]), ARGV[4] == '1', ARGV[5],
+                                        tonumber(ARGV[6]))
+return {admitted, n, retry}
 """
+)
+
+# Every check of one attempt at once (Counters.admit): rates, then leases, then the window,
+# with the same functions as the separate scripts. The plan travels as ONE JSON argument (the
+# client packs each argument in Python, so dozens of them would cost more than the script), and
+# the script names its keys from the tenant prefix: all in the tenant's hash tag, so in the slot
+# of the one declared key.
+# KEYS: the tenant's calls index (declared for routing; used when there are claims).
+# ARGV[1]: JSON [now us, slack ms, tenant prefix, call id, ttl us, rates enforced (0/1), leases
+# enforced, window enforced, [(rate key, interval us, tolerance us) per check...], [(claim key,
+# limit) per claim...], [window key, window us, limit, member] or [] for none].
+# Returns {refused by (0 none, 1 rates, 2 leases, 3 window), rate refused index, rate retry us,
+# lease full index, lease already held, window admitted, window count, window retry us,
+# leases undone, lease count per claim...}.
+_ADMIT = (
+    _HIT_RATES
+    + _LEASES
+    + _COUNT_WINDOW
+    + """
+local a = cjson.decode(ARGV[1])
+local now, slack, tp, cid, ttl = a[1], a[2], a[3], a[4], a[5]
+local rates_enf, leases_enf, win_enf = a[6] == 1, a[7] == 1, a[8] == 1
+local r, c, w = a[9], a[10], a[11]
+local nr, nc = #r / 3, #c / 2
+local out = {0, 0, 0, 0, 0, 0, 0, 0, 0}
+
+if nr > 0 then
+  local rkeys, params = {}, {}
+  for i = 1, nr do
+    rkeys[i] = tp .. 'rate:' .. r[3 * i - 2]
+    params[2 * i - 1], params[2 * i] = r[3 * i - 1], r[3 * i]
+  end
+  local refused, retry = hit_rates(rkeys, params, now, slack)
+  out[2], out[3] = refused, retry
+  if refused > 0 and rates_enf then
+    out[1] = 1
+    return out
+  end
+end
+
+local calls, rec, lprefix, lkeys, ckeys, held, lcounts
+local decided = false
+if nc > 0 then
+  calls, rec, lprefix = KEYS[1], tp .. 'call:' .. cid, tp .. 'lease:'
+  local limits = {}
+  lkeys, ckeys = {}, {}
+  for i = 1, nc do
+    ckeys[i], limits[i] = c[2 * i - 1], c[2 * i]
+    lkeys[i] = lprefix .. ckeys[i]
+  end
+  local full, already
+  held, lcounts, full, already = lease_decide(calls, rec, cid, now, lprefix, lkeys, ckeys,
+                                              limits)
+  out[4], out[5] = full, already
+  for i = 1, nc do out[9 + i] = lcounts[i] end
+  if full > 0 then
+    if leases_enf then
+      out[1] = 2
+      return out
+    end
+  else
+    decided = true
+    -- the counts once applied, should the window refuse (lease_apply reports them otherwise)
+    for i = 1, nc do
+      if not held[ckeys[i]] then out[9 + i] = lcounts[i] + 1 end
+    end
+  end
+end
+
+if #w > 0 then
+  local admitted, n, retry = count_window(tp .. 'win:' .. w[1], now, w[2], w[3], true, w[4],
+                                          slack)
+  out[6], out[7], out[8] = admitted, n, retry
+  if admitted == 0 and win_enf then
+    out[1] = 3
+    if decided then out[9] = 1 end
+    return out
+  end
+end
+
+if decided then
+  local counts = lease_apply(calls, rec, cid, now, ttl, slack, lprefix, ckeys, held, lcounts)
+  for i = 1, nc do out[9 + i] = counts[i] end
+end
+return out
+"""
+)
 
 
 class RedisCounters(Counters):
@@ -294,6 +441,7 @@ class RedisCounters(Counters):
         self._calls = client.register_script(_CALLS)
         self._hit = client.register_script(_HIT)
         self._window = client.register_script(_WINDOW)
+        self._admit = client.register_script(_ADMIT)
 
     @classmethod
     def from_url(
@@ -457,12 +605,83 @@ class RedisCounters(Counters):
         reply = await self._run(self._window, [window_key], args)
         return WindowOutcome(bool(int(reply[0])), int(reply[1]), limit, from_micros(int(reply[2])))
 
+    # -- one attempt, every check --------------------------------------------------------------
+
+    async def admit(
+        self, tenant_id: str, call_id: str, plan: AdmitPlan, now: float
+    ) -> AdmitOutcome:
+        check_tenant_id(tenant_id)
+        check_call_id(call_id)
+        check_admit_plan(plan)
+        check_time(now)
+        if plan.empty:
+            return AdmitOutcome(True)
+        now_us = to_micros(now)
+        ttl_us = to_micros(plan.ttl_s) if plan.claims else 0
+        tp = self.tenant_prefix(tenant_id)
+        rates, claims, window = plan.rates, plan.claims, plan.window
+        rate_args: list[str | int] = []
+        for r in rates:
+            rate_args.extend((r.key, r.rate.interval_us, r.rate.tolerance_us))
+        claim_args: list[str | int] = []
+        for c in claims:
+            claim_args.extend((c.key, c.limit))
+        window_args: list[str | int] = []
+        if window is not None:
+            member = f"{now_us}:{os.urandom(8).hex()}"
+            window_args = [window.key, to_micros(window.window_s), window.limit, member]
+        packed = orjson.dumps(
+            [
+                now_us,
+                self._slack_ms,
+                tp,
+                call_id,
+                ttl_us,
+                int(plan.rates_enforced),
+                int(plan.leases_enforced),
+                int(plan.window_enforced),
+                rate_args,
+                claim_args,
+                window_args,
+            ]
+        )
+        reply = [int(x) for x in await self._run(self._admit, [tp + "calls"], [packed])]
+        stop = _STAGES[reply[0]]
+        rate_out: RateOutcome | None = None
+        if rates:
+            refused, retry_us = reply[1], reply[2]
+            rate_out = (
+                RateOutcome(False, rates[refused - 1].key, from_micros(retry_us))
+                if refused
+                else RateOutcome(True, None, 0.0)
+            )
+        if stop == "rates":
+            return AdmitOutcome(False, stop, rate_out)
+        lease_out: LeaseOutcome | None = None
+        if claims:
+            full, counts = reply[3], tuple(reply[9:])
+            lease_out = (
+                LeaseOutcome(False, claims[full - 1].key, counts, None)
+                if full
+                else LeaseOutcome(True, None, counts, from_micros(now_us + ttl_us), bool(reply[4]))
+            )
+        if stop == "leases":
+            return AdmitOutcome(False, stop, rate_out, lease_out)
+        window_out: WindowOutcome | None = None
+        if window is not None:
+            window_out = WindowOutcome(
+                bool(reply[5]), reply[6], window.limit, from_micros(reply[7])
+            )
+        return AdmitOutcome(stop is None, stop, rate_out, lease_out, window_out, bool(reply[8]))
+
     # -- housekeeping --------------------------------------------------------------------------
 
     async def close(self) -> None:
         await self._client.aclose()
 
-    async def _run(self, script: AsyncScript, keys: list[str], args: list[str | int]) -> Any:
+    async def _run(
+        self, script: AsyncScript, keys: list[str], args: Sequence[str | int | bytes]
+    ) -> Any:
         return await _translate(lambda: script(keys=keys, args=args))
 
 
@@ -476,6 +695,9 @@ async def _translate(call: Callable[[], Awaitable[T]]) -> T:
         if str(exc).startswith(_UNAVAILABLE_REPLIES):
             raise CountersUnavailable(f"redis counters unavailable: {exc}") from exc
         raise
+
+
+_STAGES: tuple[AdmitStage | None, ...] = (None, "rates", "leases", "window")
 
 
 def _text(value: bytes | str) -> str:
