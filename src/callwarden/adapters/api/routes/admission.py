@@ -16,6 +16,8 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -185,7 +187,11 @@ M = TypeVar("M", bound=BaseModel)
 
 async def _body(request: Request, model: type[M]) -> M:
     try:
-        return model.model_validate_json(await request.body())
+        raw = await request.body()
+    except ClientDisconnect as exc:  # the SIP server gave up; nobody is left to answer
+        raise HTTPException(400, "the client disconnected before sending its request") from exc
+    try:
+        return model.model_validate_json(raw)
     except ValidationError as exc:
         errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
         raise RequestValidationError(errors) from exc
