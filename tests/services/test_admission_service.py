@@ -213,3 +213,17 @@ async def test_inbound_calls_take_leases_on_the_called_number(world: World) -> N
     assert (await admission.decide(call(world, 1, **inbound))).admit
     second = await admission.decide(call(world, 2, **inbound))
     assert not second.admit and "number:+442079460000" in second.reason
+
+
+async def test_attempts_per_hour_pace_a_burst_over_the_rolling_hour(world: World) -> None:
+    set_limits(world, attempts_per_hour=3)
+    admission = world.platform.admission
+    minutes = [0, 1, 2, 3]
+    results = [
+        await admission.decide(call(world, n, at=T0 + m * 60)) for n, m in enumerate(minutes)
+    ]
+    assert [r.admit for r in results] == [True, True, True, False]
+    assert results[3].clause_ids == ("LIM-5",)
+    # 3 per hour sustained: one slot frees 20 minutes after the burst, whatever the clock hour.
+    assert not (await admission.decide(call(world, 8, at=T0 + 15 * 60))).admit
+    assert (await admission.decide(call(world, 9, at=T0 + 21 * 60))).admit

@@ -90,6 +90,8 @@ class PlanLimits:
     concurrent_calls_per_number: int | None = None
     attempts_per_second: int | None = 10
     attempts_per_minute: int | None = 300
+    attempts_per_15_minutes: int | None = None
+    attempts_per_hour: int | None = None
     calls_per_destination_per_day: int | None = 10
     max_call_duration_s: int | None = 14_400
     monthly_charge_limit_minor: int | None = None

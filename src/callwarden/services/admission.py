@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import lru_cache
 from typing import Protocol
 
 import anyio.to_thread
@@ -282,7 +283,7 @@ class AdmissionService:
         rate_policy = active("attempt_rate")
         checks: list[RateCheck] = []
         if rate_policy is not None:
-            checks = _rate_checks(attempt, limits.attempts_per_second, limits.attempts_per_minute)
+            checks = _rate_checks(attempt, limits)
             if checks:
                 rules.append(("attempt_rate", rate_policy, "LIM-5"))
 
@@ -397,19 +398,30 @@ def _enforced(policy: RulePolicy | None) -> bool:
     return policy is not None and policy.mode is not RuleMode.OBSERVE
 
 
-def _rate_checks(
-    attempt: CallAttempt, per_second: int | None, per_minute: int | None
-) -> list[RateCheck]:
+@lru_cache(maxsize=256)
+def _rate(n: int, period_s: float) -> Rate:
+    """A sustained rate of n per period, with bursts of up to n at once (built once per value)."""
+    return Rate(n, period_s, burst=n - 1)
+
+
+def _rate_checks(attempt: CallAttempt, limits: PlanLimits) -> list[RateCheck]:
+    """The attempt-rate checks of LIM-5: each configured rolling window, per tenant, user and
+    source address."""
     scopes = ["tenant"]
     if attempt.user_id:
         scopes.append(f"user:{attempt.user_id}")
     if attempt.source_ip:
         scopes.append(f"source:{attempt.source_ip}")
     checks: list[RateCheck] = []
-    # A sustained rate of n per period, with bursts of up to n at once.
-    for label, n, period in (("s", per_second, 1.0), ("m", per_minute, 60.0)):
+    windows = (
+        ("s", limits.attempts_per_second, 1.0),
+        ("m", limits.attempts_per_minute, 60.0),
+        ("q", limits.attempts_per_15_minutes, 900.0),
+        ("h", limits.attempts_per_hour, 3600.0),
+    )
+    for label, n, period in windows:
         if n:
-            rate = Rate(n, period, burst=n - 1)
+            rate = _rate(n, period)
             checks.extend(RateCheck(f"{label}:{scope}", rate) for scope in scopes)
     return checks
 

@@ -848,7 +848,13 @@ def _check_limits(limits: PlanLimits) -> PlanLimits:
         value = getattr(limits, f.name)
         if isinstance(value, int) and not isinstance(value, bool) and value < 0:
             raise InvalidInput(f"limits.{f.name} must not be negative", field=f"limits.{f.name}")
-    for name, ceiling in (("attempts_per_second", 100_000), ("attempts_per_minute", 6_000_000)):
+    ceilings = (
+        ("attempts_per_second", 100_000),
+        ("attempts_per_minute", 6_000_000),
+        ("attempts_per_15_minutes", 90_000_000),
+        ("attempts_per_hour", 360_000_000),
+    )
+    for name, ceiling in ceilings:
         value = getattr(limits, name)
         if value is not None and not 1 <= value <= ceiling:
             raise InvalidInput(

@@ -117,6 +117,8 @@ class LimitsBody(Model):
     concurrent_calls_per_number: Count | None = None
     attempts_per_second: Annotated[int, Strict(), Field(ge=1, le=100_000)] | None = 10
     attempts_per_minute: Annotated[int, Strict(), Field(ge=1, le=6_000_000)] | None = 300
+    attempts_per_15_minutes: Annotated[int, Strict(), Field(ge=1, le=90_000_000)] | None = None
+    attempts_per_hour: Annotated[int, Strict(), Field(ge=1, le=360_000_000)] | None = None
     calls_per_destination_per_day: Count | None = 10
     max_call_duration_s: Annotated[int, Strict(), Field(ge=1, le=86_400)] | None = 14_400
     monthly_charge_limit_minor: Annotated[int, Strict(), Field(ge=0, le=10**15)] | None = None
@@ -152,6 +154,8 @@ class LimitsBody(Model):
             concurrent_calls_per_number=limits.concurrent_calls_per_number,
             attempts_per_second=limits.attempts_per_second,
             attempts_per_minute=limits.attempts_per_minute,
+            attempts_per_15_minutes=limits.attempts_per_15_minutes,
+            attempts_per_hour=limits.attempts_per_hour,
             calls_per_destination_per_day=limits.calls_per_destination_per_day,
             max_call_duration_s=limits.max_call_duration_s,
             monthly_charge_limit_minor=limits.monthly_charge_limit_minor,
