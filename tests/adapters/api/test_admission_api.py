@@ -174,7 +174,7 @@ def test_the_hot_path_is_served_by_the_lean_routes_and_still_documented(world: W
     from callwarden.adapters.api.routes import admission
 
     served: list[str] = []
-    original = admission._decide
+    original = admission._decision
 
     async def spy(*args: object, **kwargs: object) -> object:
         served.append("decide")
@@ -182,11 +182,11 @@ def test_the_hot_path_is_served_by_the_lean_routes_and_still_documented(world: W
 
     first = world.client.app.router.routes[0]  # type: ignore[attr-defined]
     assert isinstance(first, Route) and first.endpoint is admission._serve_decision
-    admission._decide = spy  # type: ignore[assignment]
+    admission._decision = spy  # type: ignore[assignment]
     try:
         assert decide(world)["admit"] is True
     finally:
-        admission._decide = original  # type: ignore[assignment]
+        admission._decision = original  # type: ignore[assignment]
     assert served == ["decide"]
     spec = world.client.get("/openapi.json").json()
     assert "/v1/admission/calls" in spec["paths"]
@@ -200,3 +200,11 @@ def test_a_control_character_in_an_event_call_id_is_a_422(world: World) -> None:
         headers=world.headers(world.operator_key),
     )
     assert r.status_code == 422 and r.json()["error"]["field"] == "path.call_id"
+
+
+def test_the_hot_path_answer_has_exactly_the_documented_shape(world: World) -> None:
+    from callwarden.adapters.api.routes.admission import DecisionOut
+
+    for destination in ("+442079460123", "+449098765432", "112"):
+        body = decide(world, destination=destination, call_id=f"shape-{destination}")
+        assert DecisionOut.model_validate(body).model_dump() == body

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client import Counter, Histogram
 
@@ -39,6 +40,7 @@ class DecisionLog:
 
     def __init__(self, size: int = 500) -> None:
         self._recent: deque[RecentDecision] = deque(maxlen=size)
+        self._counters: dict[tuple[str, str], Any] = {}
 
     def record(self, attempt: CallAttempt, decision: Decision, started: float) -> None:
         """Count the decision and keep it for the live view."""
@@ -47,7 +49,11 @@ class DecisionLog:
             outcome = "emergency" if decision.emergency else "admitted"
         else:
             outcome = "refused"
-        DECISIONS.labels(outcome, decision.refused_by or "").inc()
+        key = (outcome, decision.refused_by or "")
+        counter = self._counters.get(key)
+        if counter is None:
+            counter = self._counters[key] = DECISIONS.labels(*key)
+        counter.inc()
         self._recent.append(
             RecentDecision(
                 attempt.at, attempt.call_id, attempt.tenant_id, attempt.destination, decision

@@ -6,6 +6,7 @@ import re
 import time
 from typing import Annotated, TypeVar
 
+import orjson
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import (
@@ -136,7 +137,27 @@ class LeasesOut(BaseModel):
     calls: list[str]
 
 
-async def _decide(request: Request, p: Platform, by: Principal, body: AttemptIn) -> DecisionOut:
+def decision_json(d: Decision) -> dict[str, object]:
+    """The decision in the `DecisionOut` shape, built directly (the hot path skips the model)."""
+    return {
+        "admit": d.admit,
+        "sip_status": d.sip_status,
+        "reason": d.reason,
+        "clause_ids": list(d.clause_ids),
+        "max_duration_s": d.max_duration_s,
+        "warnings": list(d.warnings),
+        "degraded": d.degraded,
+        "emergency": d.emergency,
+        "refused_by": d.refused_by,
+        "retry_after_s": d.retry_after_s,
+        "observed": [
+            {"rule": f.rule, "clause_ids": list(f.clause_ids), "reason": f.reason}
+            for f in d.observed
+        ],
+    }
+
+
+async def _decision(request: Request, p: Platform, by: Principal, body: AttemptIn) -> Decision:
     authorize(by, Permission.ADMISSION)
     attempt = CallAttempt(
         call_id=body.call_id,
@@ -151,7 +172,7 @@ async def _decide(request: Request, p: Platform, by: Principal, body: AttemptIn)
     started = time.perf_counter()
     decision = await p.admission.decide(attempt)
     request.app.state.decision_log.record(attempt, decision, started)
-    return DecisionOut.of(decision)
+    return decision
 
 
 async def _event(p: Platform, by: Principal, call_id: str, body: EventIn) -> EventOut:
@@ -168,7 +189,7 @@ async def _event(p: Platform, by: Principal, call_id: str, body: EventIn) -> Eve
 @router.post("/calls")
 async def decide_call(request: Request, body: AttemptIn, by: Caller, p: PlatformDep) -> DecisionOut:
     """Admit or refuse a call attempt, citing the clauses behind the answer."""
-    return await _decide(request, p, by, body)
+    return DecisionOut.of(await _decision(request, p, by, body))
 
 
 @router.post("/calls/{call_id}/events")
@@ -200,8 +221,8 @@ async def _body(request: Request, model: type[M]) -> M:
 async def _serve_decision(request: Request) -> Response:
     p: Platform = request.app.state.platform
     by = await recognise(request, presented_key(request))
-    out = await _decide(request, p, by, await _body(request, AttemptIn))
-    return Response(out.model_dump_json(), media_type="application/json")
+    decision = await _decision(request, p, by, await _body(request, AttemptIn))
+    return Response(orjson.dumps(decision_json(decision)), media_type="application/json")
 
 
 async def _serve_event(request: Request) -> Response:
