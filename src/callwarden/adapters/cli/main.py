@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -40,6 +42,18 @@ DatabaseUrl = Annotated[
 def _platform(database_url: str | None) -> Platform:
     settings = Settings(database_url=database_url) if database_url else Settings()
     return Platform.build(settings)
+
+
+@contextmanager
+def _acting(database_url: str | None) -> Iterator[Platform]:
+    """The platform for one command: a refusal prints its reason and exits 2; always closed."""
+    platform = _platform(database_url)
+    try:
+        yield platform
+    except CallwardenError as exc:
+        raise _fail(exc) from exc
+    finally:
+        platform.close()
 
 
 def _fail(exc: CallwardenError) -> typer.Exit:
@@ -127,16 +141,11 @@ def operator_create(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Create an operator and print an API key for it (the first key of a new installation)."""
-    platform = _platform(database_url)
-    try:
+    with _acting(database_url) as platform:
         user = platform.governance.create_user(
             SYSTEM, None, email=email, display_name=name, role=UserRole.OPERATOR
         )
         issued = platform.access.issue(SYSTEM, None, user.id, "created by the CLI")
-    except CallwardenError as exc:
-        raise _fail(exc) from exc
-    finally:
-        platform.close()
     out.print(f"operator {user.id} created; API key (shown once): [bold]{issued.secret}[/bold]")
 
 
@@ -149,15 +158,10 @@ def tenant_create(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Onboard a tenant."""
-    platform = _platform(database_url)
-    try:
+    with _acting(database_url) as platform:
         tenant = platform.governance.create_tenant(
             SYSTEM, name=name, country=country, timezone=timezone, plan_id=plan_id
         )
-    except CallwardenError as exc:
-        raise _fail(exc) from exc
-    finally:
-        platform.close()
     out.print(f"tenant {tenant.id} created")
 
 
@@ -167,13 +171,10 @@ def tenant_list(
     database_url: DatabaseUrl = None,
 ) -> None:
     """List tenants."""
-    platform = _platform(database_url)
-    try:
+    with _acting(database_url) as platform:
         page = platform.governance.list_tenants(
             SYSTEM, TenantQuery(status=status), PageRequest(limit=10_000)
         )
-    finally:
-        platform.close()
     table = Table("id", "name", "country", "plan", "status", "suspension")
     for t in page.items:
         why = (
@@ -191,13 +192,8 @@ def tenant_suspend(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Suspend a tenant at once (GOV-2)."""
-    platform = _platform(database_url)
-    try:
+    with _acting(database_url) as platform:
         platform.governance.suspend_tenant(SYSTEM, tenant_id, reason=reason, clause_ids=clause)
-    except CallwardenError as exc:
-        raise _fail(exc) from exc
-    finally:
-        platform.close()
     out.print(f"tenant {tenant_id} suspended")
 
 
@@ -208,13 +204,8 @@ def tenant_reinstate(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Lift a tenant's suspension."""
-    platform = _platform(database_url)
-    try:
+    with _acting(database_url) as platform:
         platform.governance.reinstate_tenant(SYSTEM, tenant_id, reason=reason)
-    except CallwardenError as exc:
-        raise _fail(exc) from exc
-    finally:
-        platform.close()
     out.print(f"tenant {tenant_id} reinstated")
 
 
@@ -228,17 +219,12 @@ def user_create(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Invite a user to a tenant, optionally activating it."""
-    platform = _platform(database_url)
-    try:
+    with _acting(database_url) as platform:
         user = platform.governance.create_user(
             SYSTEM, tenant_id, email=email, display_name=name, role=role
         )
         if activate:
             user = platform.governance.activate_user(SYSTEM, tenant_id, user.id)
-    except CallwardenError as exc:
-        raise _fail(exc) from exc
-    finally:
-        platform.close()
     out.print(f"user {user.id} {user.status.value}")
 
 
@@ -252,30 +238,20 @@ def user_activate(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Give a user a seat (ACC-3)."""
-    platform = _platform(database_url)
-    try:
+    with _acting(database_url) as platform:
         platform.governance.activate_user(
             SYSTEM, tenant_id, user_id, override_reason=override_reason
         )
-    except CallwardenError as exc:
-        raise _fail(exc) from exc
-    finally:
-        platform.close()
     out.print(f"user {user_id} active")
 
 
 @user_app.command("list")
 def user_list(tenant_id: str, database_url: DatabaseUrl = None) -> None:
     """List a tenant's users."""
-    platform = _platform(database_url)
-    try:
+    with _acting(database_url) as platform:
         page = platform.governance.list_users(
             SYSTEM, UserQuery(tenant_id=tenant_id), PageRequest(limit=10_000)
         )
-    except CallwardenError as exc:
-        raise _fail(exc) from exc
-    finally:
-        platform.close()
     table = Table("id", "email", "name", "role", "status")
     for u in page.items:
         table.add_row(u.id, u.email, u.display_name, u.role.value, u.status.value)
@@ -292,28 +268,18 @@ def number_add(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Assign a caller-ID number to a tenant."""
-    platform = _platform(database_url)
-    try:
+    with _acting(database_url) as platform:
         number = platform.governance.add_number(SYSTEM, tenant_id, e164=e164, ownership=ownership)
-    except CallwardenError as exc:
-        raise _fail(exc) from exc
-    finally:
-        platform.close()
     out.print(f"number {number.id} {number.e164} added")
 
 
 @number_app.command("list")
 def number_list(tenant_id: str, database_url: DatabaseUrl = None) -> None:
     """List a tenant's numbers."""
-    platform = _platform(database_url)
-    try:
+    with _acting(database_url) as platform:
         page = platform.governance.list_numbers(
             SYSTEM, NumberQuery(tenant_id=tenant_id), PageRequest(limit=10_000)
         )
-    except CallwardenError as exc:
-        raise _fail(exc) from exc
-    finally:
-        platform.close()
     table = Table("id", "e164", "ownership", "status")
     for n in page.items:
         table.add_row(n.id, n.e164, n.ownership.value, n.status.value)
@@ -329,8 +295,7 @@ def number_suspend(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Suspend a number at once (GOV-2)."""
-    platform = _platform(database_url)
-    try:
+    with _acting(database_url) as platform:
         platform.governance.set_number_status(
             SYSTEM,
             tenant_id,
@@ -339,21 +304,14 @@ def number_suspend(
             reason=reason,
             clause_ids=clause,
         )
-    except CallwardenError as exc:
-        raise _fail(exc) from exc
-    finally:
-        platform.close()
     out.print(f"number {number_id} suspended")
 
 
 @audit_app.command("verify")
 def audit_verify(database_url: DatabaseUrl = None) -> None:
     """Walk the audit chain; exit 1 and name the first broken link if it does not hold."""
-    platform = _platform(database_url)
-    try:
+    with _acting(database_url) as platform:
         count, broken = platform.audit.verify()
-    finally:
-        platform.close()
     if broken is None:
         out.print(f"[green]audit log intact[/green]: {count} entries, every link holds")
         return
