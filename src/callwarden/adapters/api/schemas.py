@@ -42,11 +42,12 @@ from callwarden.core.model import (
 from callwarden.core.seats import SeatCount
 from callwarden.services.ports import Page
 
-_NO_CONTROL = r"^[^\x00-\x1f\x7f]*$"
-Text = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=_NO_CONTROL)]
-LongText = Annotated[str, StringConstraints(min_length=1, max_length=2000, pattern=_NO_CONTROL)]
-OptionalText = Annotated[str, StringConstraints(max_length=200, pattern=_NO_CONTROL)]
-Email = Annotated[str, StringConstraints(min_length=3, max_length=320, pattern=_NO_CONTROL)]
+NO_CONTROL = r"^[^\x00-\x1f\x7f]*$"
+"""Text without control characters (NUL included: PostgreSQL refuses it in text)."""
+Text = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=NO_CONTROL)]
+LongText = Annotated[str, StringConstraints(min_length=1, max_length=2000, pattern=NO_CONTROL)]
+OptionalText = Annotated[str, StringConstraints(max_length=200, pattern=NO_CONTROL)]
+Email = Annotated[str, StringConstraints(min_length=3, max_length=320, pattern=NO_CONTROL)]
 Country = Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{2}$")]
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{3}$")]
 TimeZone = Annotated[
@@ -72,10 +73,12 @@ NumberId = Annotated[str, Path(pattern=_id("nm"), description="A phone number id
 TrunkId = Annotated[str, Path(pattern=_id("tk"), description="A trunk id")]
 KeyId = Annotated[str, Path(pattern=_id("ak"), description="An API key id")]
 PlanIdBody = Annotated[str, StringConstraints(pattern=_id("pl"))]
+TenantRef = Annotated[str, StringConstraints(pattern=_id("tn"))]
+UserRef = Annotated[str, StringConstraints(pattern=_id("us"))]
 
 Limit = Annotated[int, Query(ge=1, le=500, description="Page size")]
 Offset = Annotated[int, Query(ge=0, le=1_000_000_000, description="Items to skip")]
-FilterText = Annotated[str | None, Query(max_length=200, pattern=_NO_CONTROL)]
+FilterText = Annotated[str | None, Query(max_length=200, pattern=NO_CONTROL)]
 
 
 class Model(BaseModel):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Annotated, TypeVar
+from typing import Annotated, Self, TypeVar
 
 import orjson
 from fastapi import APIRouter, Path, Query, Request
@@ -25,7 +25,7 @@ from starlette.routing import Route
 from callwarden.adapters.api.auth import Caller, PlatformDep, presented_key, recognise
 from callwarden.adapters.api.errors import ERROR_RESPONSES
 from callwarden.adapters.api.observe import DecisionLog
-from callwarden.adapters.api.schemas import Model, TenantId
+from callwarden.adapters.api.schemas import NO_CONTROL, Model, TenantId, TenantRef, UserRef
 from callwarden.core.admission.attempt import CallAttempt, Direction
 from callwarden.core.admission.decision import Decision
 from callwarden.core.model import Principal
@@ -36,18 +36,28 @@ from callwarden.services.governance import authorize
 
 router = APIRouter(prefix="/v1/admission", tags=["admission"], responses=ERROR_RESPONSES)
 
-_NO_CONTROL = r"^[^\x00-\x1f\x7f]*$"
-_CALL_ID = re.compile(r"[^\x00-\x1f\x7f]+")
-CallId = Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=_NO_CONTROL)]
+_CALL_ID = re.compile(NO_CONTROL)
+CallId = Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=NO_CONTROL)]
 SourceIp = Annotated[
     str, StringConstraints(min_length=2, max_length=45, pattern=r"^[0-9A-Fa-f:.]+$")
 ]
-TenantRef = Annotated[str, StringConstraints(pattern=r"^tn_[0-9a-f]{16}$")]
-UserRef = Annotated[str, StringConstraints(pattern=r"^us_[0-9a-f]{16}$")]
 Epoch = Annotated[float, Strict(), Field(ge=0, le=100_000_000_000, allow_inf_nan=False)]
 
 
-class AttemptIn(Model):
+class IdentifiedByTenant(Model):
+    """A body that names its tenant: by `tenant_id`, or the `source_ip` of one of its trunks."""
+
+    tenant_id: TenantRef | None = None
+    source_ip: SourceIp | None = None
+
+    @model_validator(mode="after")
+    def _identified(self) -> Self:
+        if self.tenant_id is None and self.source_ip is None:
+            raise ValueError("give tenant_id or source_ip to identify the tenant")
+        return self
+
+
+class AttemptIn(IdentifiedByTenant):
     """A call attempt. Give `tenant_id`, or the `source_ip` of a tenant's trunk."""
 
     call_id: CallId
@@ -55,19 +65,11 @@ class AttemptIn(Model):
         description="As dialled or as E.164; an unparseable one is refused with its reason"
     )
     direction: Direction = Direction.OUTBOUND
-    tenant_id: TenantRef | None = None
-    source_ip: SourceIp | None = None
     user_id: UserRef | None = None
     caller: Annotated[str, StringConstraints(max_length=64)] | None = Field(
         None, description="The presented caller ID; null or 'anonymous' when withheld"
     )
     at: Epoch | None = Field(None, description="Epoch seconds; the server's time when absent")
-
-    @model_validator(mode="after")
-    def _identified(self) -> AttemptIn:
-        if self.tenant_id is None and self.source_ip is None:
-            raise ValueError("give tenant_id or source_ip to identify the tenant")
-        return self
 
 
 class FindingOut(BaseModel):
@@ -111,19 +113,11 @@ class DecisionOut(BaseModel):
         )
 
 
-class EventIn(Model):
+class EventIn(IdentifiedByTenant):
     """A call's progress or end, identified like its attempt."""
 
     event: CallEvent
-    tenant_id: TenantRef | None = None
-    source_ip: SourceIp | None = None
     duration_s: Annotated[float, Strict(), Field(ge=0, le=10**7, allow_inf_nan=False)] | None = None
-
-    @model_validator(mode="after")
-    def _identified(self) -> EventIn:
-        if self.tenant_id is None and self.source_ip is None:
-            raise ValueError("give tenant_id or source_ip to identify the tenant")
-        return self
 
 
 class EventOut(BaseModel):
@@ -194,7 +188,7 @@ async def decide_call(request: Request, body: AttemptIn, by: Caller, p: Platform
 
 @router.post("/calls/{call_id}/events")
 async def call_event(
-    call_id: Annotated[str, Path(min_length=1, max_length=256, pattern=_NO_CONTROL)],
+    call_id: Annotated[str, Path(min_length=1, max_length=256, pattern=NO_CONTROL)],
     body: EventIn,
     by: Caller,
     p: PlatformDep,

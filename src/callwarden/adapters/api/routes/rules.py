@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field, StringConstraints
 
 from callwarden.adapters.api.auth import Caller, PlatformDep
 from callwarden.adapters.api.errors import ERROR_RESPONSES
-from callwarden.adapters.api.schemas import Model, PlanId, TenantId
+from callwarden.adapters.api.schemas import Model, OptionalText, PlanId, TenantId, UserRef
 from callwarden.core.admission.policy import RULES, FailureMode, RuleMode, RulePolicy
 from callwarden.core.prefixes import PrefixEntry
 
@@ -17,7 +17,6 @@ router = APIRouter(tags=["admission rules"], responses=ERROR_RESPONSES)
 
 RuleId = Annotated[str, Path(pattern=r"^[a-z_]{1,32}$", description="An admission rule id")]
 Prefix = Annotated[str, StringConstraints(pattern=r"^[0-9]{1,15}$")]
-UserRef = Annotated[str, StringConstraints(pattern=r"^us_[0-9a-f]{16}$")]
 
 
 class RuleInfoOut(BaseModel):
@@ -56,9 +55,7 @@ class PolicyBody(Model):
 
 class PrefixBody(Model):
     prefix: Prefix
-    label: (
-        Annotated[str, StringConstraints(max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")] | None
-    ) = None
+    label: OptionalText | None = None
 
 
 class PrefixListBody(Model):
