@@ -246,3 +246,20 @@ def audit_from_row(r: AuditRow) -> AuditEntry:
         prev_hash=r.prev_hash,
         hash=r.hash,
     )
+
+
+def audit_values(e: AuditEntry) -> dict[str, Any]:
+    return {
+        "seq": e.seq,
+        "at": e.at,
+        "actor": e.actor,
+        "action": e.action,
+        "subject_type": e.subject_type,
+        "subject_id": e.subject_id,
+        "tenant_id": e.tenant_id,
+        "reason": e.reason,
+        "clause_ids": list(e.clause_ids),
+        "details": dict(e.details),
+        "prev_hash": e.prev_hash,
+        "hash": e.hash,
+    }

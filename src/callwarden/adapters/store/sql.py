@@ -329,16 +329,19 @@ class SqlTransaction:
             for r in rows
         }
 
-    def set_rule_policy(
-        self, scope: str, scope_id: str, rule: str, policy: RulePolicy, at: datetime
-    ) -> None:
-        row = self.session.scalar(
+    def _rule_policy_row(self, scope: str, scope_id: str, rule: str) -> RulePolicyRow | None:
+        return self.session.scalar(
             select(RulePolicyRow).where(
                 RulePolicyRow.scope == scope,
                 RulePolicyRow.scope_id == scope_id,
                 RulePolicyRow.rule == rule,
             )
         )
+
+    def set_rule_policy(
+        self, scope: str, scope_id: str, rule: str, policy: RulePolicy, at: datetime
+    ) -> None:
+        row = self._rule_policy_row(scope, scope_id, rule)
         if row is None:
             row = RulePolicyRow(id=new_id("rp"), scope=scope, scope_id=scope_id, rule=rule)
             self.session.add(row)
@@ -350,13 +353,7 @@ class SqlTransaction:
         self.session.flush()
 
     def delete_rule_policy(self, scope: str, scope_id: str, rule: str) -> bool:
-        row = self.session.scalar(
-            select(RulePolicyRow).where(
-                RulePolicyRow.scope == scope,
-                RulePolicyRow.scope_id == scope_id,
-                RulePolicyRow.rule == rule,
-            )
-        )
+        row = self._rule_policy_row(scope, scope_id, rule)
         if row is None:
             return False
         self.session.delete(row)
@@ -419,22 +416,7 @@ class SqlTransaction:
             select(AuditHeadRow).where(AuditHeadRow.id == 1).with_for_update()
         ).scalar_one()
         entry = seal(head.seq + 1, at, fact, head.hash)
-        self.session.add(
-            AuditRow(
-                seq=entry.seq,
-                at=entry.at,
-                actor=entry.actor,
-                action=entry.action,
-                subject_type=entry.subject_type,
-                subject_id=entry.subject_id,
-                tenant_id=entry.tenant_id,
-                reason=entry.reason,
-                clause_ids=list(entry.clause_ids),
-                details=dict(entry.details),
-                prev_hash=entry.prev_hash,
-                hash=entry.hash,
-            )
-        )
+        self.session.add(AuditRow(**m.audit_values(entry)))
         head.seq, head.hash = entry.seq, entry.hash
         self.session.flush()
         return entry
