@@ -50,6 +50,22 @@ class Settings(BaseSettings):
         description="How often an instance reads the change feed for other instances' changes",
     )
     max_page_size: int = Field(500, ge=1, description="Largest `limit` a list endpoint accepts")
+    sip_host: str = Field("127.0.0.1", description="Address the SIP redirect interface listens on")
+    sip_port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        description="UDP and TCP port of the SIP redirect interface (unset: not started)",
+    )
+    evapi_host: str = Field(
+        "127.0.0.1", description="Address the Kamailio evapi service listens on"
+    )
+    evapi_port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        description="TCP port of the Kamailio evapi service (unset: not started)",
+    )
 
     @classmethod
     def settings_customise_sources(
