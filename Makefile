@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest bench bench-tools services install clean
+.PHONY: demo test lint typecheck pytest bench bench-tools sip-tools services install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,7 @@ demo: $(STAMP)
 	$(BIN)/callwarden demo --data-dir .demo
 
 ## test: install what the tests need, start backing services, then lint, type-check and run the suite
-test: $(STAMP) services lint typecheck pytest
+test: $(STAMP) services sip-tools lint typecheck pytest
 
 services:
 	./scripts/services.sh
@@ -37,12 +37,18 @@ pytest: $(STAMP)
 	$(BIN)/pytest
 
 ## bench: run every hot-path benchmark and print figures with their in-run baselines
-bench: $(STAMP) services bench-tools
+bench: $(STAMP) services bench-tools sip-tools
 	$(BIN)/python -m bench
 
 # wrk generates HTTP load from a second process (Debian package).
 bench-tools:
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+
+# The real SIP peers of the end-to-end tests: Kamailio with its modules, and sipp (Debian).
+SIP_PACKAGES := kamailio kamailio-extra-modules kamailio-json-modules kamailio-utils-modules sip-tester
+sip-tools:
+	@command -v sipp >/dev/null && command -v kamailio >/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(SIP_PACKAGES); }
 
 clean:
 	rm -rf $(VENV) .demo .mypy_cache .ruff_cache .hypothesis
