@@ -316,6 +316,9 @@ class Counters(abc.ABC):
 
 
 def _check_text(what: str, value: str) -> None:
+    # One test for the common case: every attempt's keys pass through here.
+    if type(value) is str and 0 < len(value) <= MAX_ID_LENGTH:
+        return
     if not isinstance(value, str) or not value:
         raise ValueError(f"{what} must be a non-empty string")
     if len(value) > MAX_ID_LENGTH:
@@ -355,26 +358,31 @@ def check_claims(claims: Sequence[LeaseClaim]) -> None:
     """Refuse an empty claim list, duplicate keys or negative limits."""
     if not claims:
         raise ValueError("at least one lease claim is required")
-    seen: set[str] = set()
     for claim in claims:
-        check_key(claim.key)
-        if isinstance(claim.limit, bool) or not isinstance(claim.limit, int) or claim.limit < 0:
+        _check_text("key", claim.key)
+        limit = claim.limit
+        if type(limit) is not int or limit < 0:
             raise ValueError(f"lease limit for {claim.key!r} must be an integer >= 0")
-        if claim.key in seen:
-            raise ValueError(f"lease key {claim.key!r} is claimed twice")
-        seen.add(claim.key)
+    if len(claims) > 1 and len({c.key for c in claims}) != len(claims):
+        seen: set[str] = set()
+        for claim in claims:
+            if claim.key in seen:
+                raise ValueError(f"lease key {claim.key!r} is claimed twice")
+            seen.add(claim.key)
 
 
 def check_rate_checks(checks: Sequence[RateCheck]) -> None:
     """Refuse an empty check list or duplicate keys."""
     if not checks:
         raise ValueError("at least one rate check is required")
-    seen: set[str] = set()
     for check in checks:
-        check_key(check.key)
-        if check.key in seen:
-            raise ValueError(f"rate key {check.key!r} is checked twice")
-        seen.add(check.key)
+        _check_text("key", check.key)
+    if len(checks) > 1 and len({c.key for c in checks}) != len(checks):
+        seen: set[str] = set()
+        for check in checks:
+            if check.key in seen:
+                raise ValueError(f"rate key {check.key!r} is checked twice")
+            seen.add(check.key)
 
 
 def check_admit_plan(plan: AdmitPlan) -> None:

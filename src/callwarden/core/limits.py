@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 MICROS_PER_SECOND = 1_000_000
 
@@ -72,6 +72,14 @@ class Rate:
     count: int
     period_s: float
     burst: int = 0
+    interval_us: int = field(init=False, repr=False, compare=False)
+    """Emission interval T: microseconds between paced events, rounded up.
+
+    Rounding up keeps the pace slightly on the safe side (``3/s`` paces at 333 334 us), so
+    ``count + burst`` per period holds exactly in integer arithmetic. Computed once, since
+    every attempt's rate checks read it."""
+    tolerance_us: int = field(init=False, repr=False, compare=False)
+    """Burst tolerance tau = ``burst * T``: how far ahead of the pace an event may come."""
 
     def __post_init__(self) -> None:
         if isinstance(self.count, bool) or not isinstance(self.count, int) or self.count < 1:
@@ -86,6 +94,9 @@ class Rate:
             )
         if isinstance(self.burst, bool) or not isinstance(self.burst, int) or self.burst < 0:
             raise ValueError(f"rate burst must be a non-negative integer, got {self.burst!r}")
+        interval = -(-to_micros(self.period_s) // self.count)
+        object.__setattr__(self, "interval_us", interval)
+        object.__setattr__(self, "tolerance_us", self.burst * interval)
 
     @classmethod
     def parse(cls, text: str) -> Rate:
@@ -98,21 +109,6 @@ class Rate:
         period = float(multiple or 1) * _UNITS[unit]
         burst = burst_a or burst_b or "0"
         return cls(int(count), period, int(burst))
-
-    @property
-    def interval_us(self) -> int:
-        """Emission interval T: microseconds between paced events, rounded up.
-
-        Rounding up keeps the pace slightly on the safe side (``3/s`` paces at 333 334 us), so
-        ``count + burst`` per period holds exactly in integer arithmetic.
-        """
-        period_us = to_micros(self.period_s)
-        return -(-period_us // self.count)
-
-    @property
-    def tolerance_us(self) -> int:
-        """Burst tolerance tau = ``burst * T``: how far ahead of the pace an event may come."""
-        return self.burst * self.interval_us
 
     def __str__(self) -> str:
         text = f"{self.count}/{self.period_s:g}s"

@@ -113,6 +113,7 @@ class AdmissionService:
         self._high_risk: PrefixList | None = None
         self._feed_seq: int | None = None
         self._lock = threading.Lock()
+        self._plans = _CounterPlanCache()
 
     # -- change listener -----------------------------------------------------------------------
     def tenant_changed(self, tenant_id: str) -> None:
@@ -262,50 +263,33 @@ class AdmissionService:
         tenant, now = snap.tenant_id, attempt.at
         dest_e164 = verdict.destination.e164
         limits = snap.limits
-
-        def active(rule: str) -> RulePolicy | None:
-            policy = snap.policy(rule)
-            if policy.mode is RuleMode.OFF or policy.exempts(dest_e164, attempt.user_id):
-                return None
-            return policy
-
-        def objection(policy: RulePolicy, finding: Finding) -> bool:
-            if policy.mode is RuleMode.OBSERVE:
-                out.observed.append(finding)
-                return False
-            out.blocking = finding
-            return True
+        user_id = attempt.user_id
 
         # The rules that take part, in the order they run: (rule, policy, clause).
         rules: list[tuple[str, RulePolicy, str]] = []
 
         # LIM-5: attempts per second and per minute, per tenant, user and source address.
-        rate_policy = active("attempt_rate")
-        checks: list[RateCheck] = []
+        rate_policy = _active(snap.policy("attempt_rate"), dest_e164, user_id)
+        checks: tuple[RateCheck, ...] = ()
         if rate_policy is not None:
-            checks = _rate_checks(attempt, limits)
+            checks = self._plans.rate_checks(limits, user_id, attempt.source_ip)
             if checks:
                 rules.append(("attempt_rate", rate_policy, "LIM-5"))
 
         # LIM-2: concurrent calls per tenant, user and presented number, as leases with a TTL.
-        lease_policy = active("concurrent_calls")
-        scopes: list[tuple[str, int]] = []
-        claims: list[LeaseClaim] = []
+        lease_policy = _active(snap.policy("concurrent_calls"), dest_e164, user_id)
+        scopes: tuple[tuple[str, int], ...] = ()
+        claims: tuple[LeaseClaim, ...] = ()
         observe_leases = False
         if lease_policy is not None:
-            scopes = _concurrency_scopes(
-                attempt, verdict, limits, self._leased_number(attempt, snap, verdict)
-            )
             observe_leases = lease_policy.mode is RuleMode.OBSERVE
-            # In observe mode every call takes its leases; the counts show what would refuse.
-            claims = [
-                LeaseClaim(key, _UNBOUNDED if observe_leases else limit) for key, limit in scopes
-            ]
+            number = self._leased_number(attempt, snap, verdict)
+            scopes, claims = self._plans.lease_claims(limits, user_id, number, observe_leases)
             if claims:
                 rules.append(("concurrent_calls", lease_policy, "LIM-2"))
 
         # DIA-4: calls to one destination in a rolling 24 hours.
-        repeat_policy = active("repeat_calls")
+        repeat_policy = _active(snap.policy("repeat_calls"), dest_e164, user_id)
         cap = limits.calls_per_destination_per_day
         window: WindowCheck | None = None
         if repeat_policy is not None and cap is not None and dest_e164 is not None:
@@ -346,7 +330,7 @@ class AdmissionService:
                 503,
                 retry_after_s=rate.retry_after,
             )
-            if objection(rate_policy, finding):
+            if _object(out, rate_policy, finding):
                 return out
 
         lease = result.leases
@@ -370,7 +354,7 @@ class AdmissionService:
                 retry_after_s=counted.retry_after,
             )
             # An enforced refusal: the counters already gave back this attempt's leases.
-            objection(repeat_policy, finding)
+            _object(out, repeat_policy, finding)
         return out
 
     # -- call events ---------------------------------------------------------------------------
@@ -393,6 +377,24 @@ class AdmissionService:
         return await self.counters.release_leases(tenant_id, call_id, self.clock())
 
 
+def _active(policy: RulePolicy, dest_e164: str | None, user_id: str | None) -> RulePolicy | None:
+    """The policy of a counter rule that takes part in this attempt: None when the rule is off
+    or its allowlist exempts the destination or the user."""
+    if policy.mode is RuleMode.OFF or policy.exempts(dest_e164, user_id):
+        return None
+    return policy
+
+
+def _object(out: _Outcome, policy: RulePolicy, finding: Finding) -> bool:
+    """Record a counter rule's refusal: observed in observe mode (the attempt goes on, False),
+    else blocking (True)."""
+    if policy.mode is RuleMode.OBSERVE:
+        out.observed.append(finding)
+        return False
+    out.blocking = finding
+    return True
+
+
 def _enforced(policy: RulePolicy | None) -> bool:
     """Whether a refusal under this (active) policy stops the attempt: all but observe mode."""
     return policy is not None and policy.mode is not RuleMode.OBSERVE
@@ -404,14 +406,16 @@ def _rate(n: int, period_s: float) -> Rate:
     return Rate(n, period_s, burst=n - 1)
 
 
-def _rate_checks(attempt: CallAttempt, limits: PlanLimits) -> list[RateCheck]:
+def _rate_checks(
+    limits: PlanLimits, user_id: str | None, source_ip: str | None
+) -> tuple[RateCheck, ...]:
     """The attempt-rate checks of LIM-5: each configured rolling window, per tenant, user and
     source address."""
     scopes = ["tenant"]
-    if attempt.user_id:
-        scopes.append(f"user:{attempt.user_id}")
-    if attempt.source_ip:
-        scopes.append(f"source:{attempt.source_ip}")
+    if user_id:
+        scopes.append(f"user:{user_id}")
+    if source_ip:
+        scopes.append(f"source:{source_ip}")
     checks: list[RateCheck] = []
     windows = (
         ("s", limits.attempts_per_second, 1.0),
@@ -423,21 +427,67 @@ def _rate_checks(attempt: CallAttempt, limits: PlanLimits) -> list[RateCheck]:
         if n:
             rate = _rate(n, period)
             checks.extend(RateCheck(f"{label}:{scope}", rate) for scope in scopes)
-    return checks
+    return tuple(checks)
 
 
 def _concurrency_scopes(
-    attempt: CallAttempt, verdict: Verdict, limits: PlanLimits, number: str | None
-) -> list[tuple[str, int]]:
+    limits: PlanLimits, user_id: str | None, number: str | None
+) -> tuple[tuple[str, int], ...]:
     """The (key, limit) pairs a call holds a lease on: tenant, user, and its number."""
     scopes: list[tuple[str, int]] = []
     if limits.concurrent_calls_per_tenant is not None:
         scopes.append(("tenant", limits.concurrent_calls_per_tenant))
-    if attempt.user_id and limits.concurrent_calls_per_user is not None:
-        scopes.append((f"user:{attempt.user_id}", limits.concurrent_calls_per_user))
+    if user_id and limits.concurrent_calls_per_user is not None:
+        scopes.append((f"user:{user_id}", limits.concurrent_calls_per_user))
     if number and limits.concurrent_calls_per_number is not None:
         scopes.append((f"number:{number}", limits.concurrent_calls_per_number))
-    return scopes
+    return tuple(scopes)
+
+
+_RateEntry = tuple[PlanLimits, tuple[RateCheck, ...]]
+_LeaseEntry = tuple[PlanLimits, tuple[tuple[str, int], ...], tuple[LeaseClaim, ...]]
+
+
+class _CounterPlanCache:
+    """The rate checks and lease claims of recent (limits, user, source, number) combinations.
+
+    A tenant's attempts ask for the same counter keys over and over; building them once keeps
+    string formatting and object creation off the hot path. Entries remember the limits object
+    they were built from, so a changed plan (a new snapshot) never reuses them; the cache is
+    emptied when it grows past ``size``.
+    """
+
+    def __init__(self, size: int = 65_536) -> None:
+        self.size = size
+        self._rates: dict[tuple[int, str | None, str | None], _RateEntry] = {}
+        self._leases: dict[tuple[int, str | None, str | None, bool], _LeaseEntry] = {}
+
+    def rate_checks(
+        self, limits: PlanLimits, user_id: str | None, source_ip: str | None
+    ) -> tuple[RateCheck, ...]:
+        """LIM-5 checks for an attempt (see :func:`_rate_checks`)."""
+        key = (id(limits), user_id, source_ip)
+        entry = self._rates.get(key)
+        if entry is None or entry[0] is not limits:
+            if len(self._rates) >= self.size:
+                self._rates.clear()
+            entry = self._rates[key] = (limits, _rate_checks(limits, user_id, source_ip))
+        return entry[1]
+
+    def lease_claims(
+        self, limits: PlanLimits, user_id: str | None, number: str | None, observe: bool
+    ) -> tuple[tuple[tuple[str, int], ...], tuple[LeaseClaim, ...]]:
+        """LIM-2 scopes and the claims taken on them; in observe mode every call takes its
+        leases (unbounded), so the counts show what would have been refused."""
+        key = (id(limits), user_id, number, observe)
+        entry = self._leases.get(key)
+        if entry is None or entry[0] is not limits:
+            if len(self._leases) >= self.size:
+                self._leases.clear()
+            scopes = _concurrency_scopes(limits, user_id, number)
+            claims = tuple(LeaseClaim(k, _UNBOUNDED if observe else n) for k, n in scopes)
+            entry = self._leases[key] = (limits, scopes, claims)
+        return entry[1], entry[2]
 
 
 def _concurrency_finding(key: str, limit: int) -> Finding:

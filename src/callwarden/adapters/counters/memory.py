@@ -40,6 +40,8 @@ from callwarden.core.limits import from_micros, gcra_all, to_micros, window_deci
 
 __all__ = ["MemoryCounters"]
 
+_NOTHING_HELD: frozenset[str] = frozenset()
+
 
 @dataclass(slots=True)
 class _Call:
@@ -305,31 +307,43 @@ class MemoryCounters(Counters):
             tenant = self._leases[tenant_id] = _TenantLeases()
         tenant.prune(now_us)
         call = tenant.calls.get(call_id)
-        held = frozenset(call.keys) if call is not None else frozenset()
+        held = frozenset(call.keys) if call is not None else _NOTHING_HELD
+        holders = tenant.holders
         full_key: str | None = None
+        counts: list[int] = []
         for claim in claims:
-            if claim.key not in held and tenant.count(claim.key) >= claim.limit:
-                full_key = claim.key
-                break
-        counts = tuple(tenant.count(c.key) for c in claims)
-        return _LeaseDecision(tenant_id, tenant, call_id, held, full_key, counts)
+            key = claim.key
+            holding = holders.get(key)
+            count = 0 if holding is None else len(holding)
+            counts.append(count)
+            if full_key is None and count >= claim.limit and key not in held:
+                full_key = key
+        return _LeaseDecision(tenant_id, tenant, call_id, held, full_key, tuple(counts))
 
     def _apply_leases(
         self, decision: _LeaseDecision, claims: Sequence[LeaseClaim], now_us: int, ttl_us: int
     ) -> LeaseOutcome:
         """Apply an acquisition decided (with room) by :meth:`_decide_leases`."""
-        tenant, call_id = decision.tenant, decision.call_id
-        already = all(c.key in decision.held for c in claims)
+        tenant, call_id, held = decision.tenant, decision.call_id, decision.held
+        expires_us = now_us + ttl_us
         call = tenant.calls.get(call_id)
         if call is None:
-            call = tenant.calls[call_id] = _Call(now_us + ttl_us)
+            call = tenant.calls[call_id] = _Call(expires_us)
+        holders = tenant.holders
+        already = True
+        counts: list[int] = []
         for claim in claims:
-            if claim.key not in call.keys:
-                call.keys.add(claim.key)
-                tenant.holders.setdefault(claim.key, set()).add(call_id)
-        tenant.set_expiry(call_id, call, now_us + ttl_us)
-        counts = tuple(tenant.count(c.key) for c in claims)
-        return LeaseOutcome(True, None, counts, from_micros(now_us + ttl_us), already)
+            key = claim.key
+            holding = holders.get(key)
+            if holding is None:
+                holding = holders[key] = set()
+            if key not in held:
+                already = False
+                call.keys.add(key)
+                holding.add(call_id)
+            counts.append(len(holding))
+        tenant.set_expiry(call_id, call, expires_us)
+        return LeaseOutcome(True, None, tuple(counts), from_micros(expires_us), already)
 
     def _hit_rates(self, tenant_id: str, checks: Sequence[RateCheck], now_us: int) -> RateOutcome:
         params = [(c.rate.interval_us, c.rate.tolerance_us) for c in checks]
