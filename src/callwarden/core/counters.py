@@ -16,6 +16,12 @@ LIM-5 (attempts per second/minute per tenant, user, source address, by GCRA) and
 three for an attempt in one operation, :meth:`Counters.admit` (one round trip on Redis); the
 separate operations remain for call events, tests and other callers.
 
+Month-to-date spend (LIM-1, LIM-3) is reserve-then-settle: :meth:`Counters.reserve_spend` takes
+a share of the month's remaining budget for a call when it starts, atomically, so concurrent
+calls can never promise more than the limit together; :meth:`Counters.settle_spend` replaces
+the share with the call's real cost when it ends and reports the alert thresholds the month's
+spend reached for the first time. Amounts are integers of the currency's minor unit.
+
 When the backend cannot be reached every operation raises :class:`CountersUnavailable`, and the
 caller applies the rule's configured fail-open or fail-closed mode.
 """
@@ -41,12 +47,19 @@ __all__ = [
     "LeaseOutcome",
     "RateCheck",
     "RateOutcome",
+    "SpendGrant",
+    "SpendMark",
+    "SpendReservation",
+    "SpendSettlement",
     "WindowCheck",
     "WindowOutcome",
     "check_admit_plan",
+    "check_amount",
     "check_call_id",
     "check_claims",
     "check_key",
+    "check_marks",
+    "check_month",
     "check_rate_checks",
     "check_tenant_id",
     "check_time",
@@ -198,6 +211,61 @@ class AdmitOutcome:
     leases_undone: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class SpendReservation:
+    """A call's hold on its tenant's budget for one month (LIM-1).
+
+    ``month`` is the budget month (``"2026-11"``, in the tenant's timezone, chosen by the
+    caller); ``granted_minor`` the amount held; ``reserved_at`` when (epoch seconds); ``note``
+    an opaque text the caller stored with it (the rate the call is priced at), handed back at
+    settlement so any instance can price the call's end.
+    """
+
+    call_id: str
+    month: str
+    granted_minor: int
+    reserved_at: float
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SpendGrant:
+    """The result of :meth:`Counters.reserve_spend`.
+
+    ``granted_minor`` is what the call now holds (0 when refused: nothing changed).
+    ``settled_minor`` and ``reserved_minor`` are the month's settled spend and live
+    reservations after the operation. ``already_held`` is true when the call already held a
+    reservation (a retransmitted attempt): it is returned unchanged and nothing was counted
+    twice.
+    """
+
+    granted_minor: int
+    settled_minor: int
+    reserved_minor: int
+    already_held: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SpendMark:
+    """An alert level of the month's settled spend, reported once per month when reached:
+    e.g. ``SpendMark("hard:80", 8_000)`` for 80% of a 100.00 limit."""
+
+    name: str
+    amount_minor: int
+
+
+@dataclass(frozen=True, slots=True)
+class SpendSettlement:
+    """The result of :meth:`Counters.settle_spend`: the month's totals after the call's cost
+    replaced its reservation, the marks reached for the first time this month (in the order
+    given), and the reservation that was settled."""
+
+    settled_minor: int
+    reserved_minor: int
+    reached: tuple[str, ...]
+    reservation: SpendReservation
+
+
 class Counters(abc.ABC):
     """Shared counters for admission, behind one interface (embedded or Redis).
 
@@ -295,6 +363,65 @@ class Counters(abc.ABC):
         Arguments are checked before anything is touched (``ValueError``); an empty plan touches
         nothing and admits.
         """
+
+    @abc.abstractmethod
+    async def reserve_spend(
+        self,
+        tenant_id: str,
+        call_id: str,
+        month: str,
+        wanted_minor: int,
+        minimum_minor: int,
+        limit_minor: int | None,
+        ttl_s: float,
+        now: float,
+        note: str = "",
+    ) -> SpendGrant:
+        """Hold part of the month's budget for a call that starts now (LIM-1, reserve step).
+
+        Atomically: the room is ``limit_minor - settled - live reservations`` of ``month``
+        (unbounded when ``limit_minor`` is None). When the room is at least
+        ``minimum_minor`` the call is granted ``min(wanted_minor, room)``; otherwise it is
+        granted 0 and nothing changes. So no interleaving of any number of reservations,
+        from any number of instances, ever holds more than the limit together. The
+        reservation lapses at ``now + ttl_s`` unless settled or released first (a lost end
+        event gives the budget back). Idempotent per call id: a call that holds a live
+        reservation gets it back unchanged (``already_held``).
+        """
+
+    @abc.abstractmethod
+    async def reservation(
+        self, tenant_id: str, call_id: str, now: float
+    ) -> SpendReservation | None:
+        """The call's live reservation, if it holds one."""
+
+    @abc.abstractmethod
+    async def settle_spend(
+        self,
+        tenant_id: str,
+        call_id: str,
+        cost_minor: int,
+        marks: Sequence[SpendMark],
+        now: float,
+    ) -> SpendSettlement | None:
+        """Replace the call's reservation with its real cost (LIM-1, settle step).
+
+        Atomically drops the call's live reservation and adds ``cost_minor`` to the settled
+        spend of the reservation's month; each of ``marks`` that the settled total now reaches
+        (``>= amount_minor``) and had not reached before in that month is recorded and
+        returned, so an alert goes out once per month however many instances settle calls.
+        None when the call holds no live reservation (already settled, released or lapsed):
+        nothing changes, so a repeated end event is harmless.
+        """
+
+    @abc.abstractmethod
+    async def release_spend(self, tenant_id: str, call_id: str, now: float) -> bool:
+        """Give back the call's reservation without cost (the attempt was refused after all,
+        or the call failed before it was answered); true if it held one."""
+
+    @abc.abstractmethod
+    async def spend_totals(self, tenant_id: str, month: str, now: float) -> tuple[int, int]:
+        """The month's settled spend and live reservations, in minor units."""
 
     @abc.abstractmethod
     async def close(self) -> None:
@@ -403,3 +530,32 @@ def check_window(window_s: float, limit: int) -> None:
         raise ValueError(f"window_s must be a positive number of seconds, got {window_s!r}")
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
         raise ValueError(f"window limit must be an integer >= 1, got {limit!r}")
+
+
+def check_month(month: str) -> None:
+    """Refuse a budget month that is not ``YYYY-MM``."""
+    if (
+        type(month) is not str
+        or len(month) != 7
+        or month[4] != "-"
+        or not (month[:4] + month[5:]).isdigit()
+        or not 1 <= int(month[5:]) <= 12
+    ):
+        raise ValueError(f"month must be YYYY-MM, got {month!r}")
+
+
+def check_amount(what: str, amount: int) -> None:
+    """Refuse an amount that is not a non-negative integer of minor units."""
+    if type(amount) is not int or amount < 0:
+        raise ValueError(f"{what} must be an integer >= 0 of minor units, got {amount!r}")
+
+
+def check_marks(marks: Sequence[SpendMark]) -> None:
+    """Refuse marks with empty or duplicate names or negative amounts."""
+    names: set[str] = set()
+    for mark in marks:
+        _check_text("mark name", mark.name)
+        check_amount(f"mark {mark.name!r}", mark.amount_minor)
+        if mark.name in names:
+            raise ValueError(f"mark {mark.name!r} is given twice")
+        names.add(mark.name)

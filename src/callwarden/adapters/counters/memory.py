@@ -25,11 +25,18 @@ from callwarden.core.counters import (
     LeaseOutcome,
     RateCheck,
     RateOutcome,
+    SpendGrant,
+    SpendMark,
+    SpendReservation,
+    SpendSettlement,
     WindowOutcome,
     check_admit_plan,
+    check_amount,
     check_call_id,
     check_claims,
     check_key,
+    check_marks,
+    check_month,
     check_rate_checks,
     check_tenant_id,
     check_time,
@@ -102,6 +109,31 @@ class _LeaseDecision:
 
 
 @dataclass(slots=True)
+class _Held:
+    """A call's spend reservation and when it lapses."""
+
+    reservation: SpendReservation
+    expires_us: int
+
+
+@dataclass(slots=True)
+class _Month:
+    """A tenant's budget month: settled spend, live reservations, marks already reached."""
+
+    settled: int = 0
+    held: dict[str, _Held] = field(default_factory=dict)
+    reached: set[str] = field(default_factory=set)
+
+    def prune(self, now_us: int) -> None:
+        """Forget reservations that lapsed (their budget returns to the month)."""
+        if any(h.expires_us <= now_us for h in self.held.values()):
+            self.held = {c: h for c, h in self.held.items() if h.expires_us > now_us}
+
+    def reserved(self) -> int:
+        return sum(h.reservation.granted_minor for h in self.held.values())
+
+
+@dataclass(slots=True)
 class _Window:
     window_us: int
     stamps: list[int]
@@ -121,6 +153,8 @@ class MemoryCounters(Counters):
         self._leases: dict[str, _TenantLeases] = {}
         self._rates: dict[tuple[str, str], int] = {}
         self._windows: dict[tuple[str, str], _Window] = {}
+        self._months: dict[tuple[str, str], _Month] = {}
+        self._spending: dict[tuple[str, str], str] = {}  # (tenant, call) -> month
         self._sweep_interval_us = to_micros(sweep_interval_s)
         self._next_sweep_us: int | None = None
         self._closed = False
@@ -382,6 +416,135 @@ class MemoryCounters(Counters):
             self._windows[k] = _Window(window_us, stamps)
         return WindowOutcome(decision.admitted, count, limit, from_micros(decision.retry_after_us))
 
+    # -- spend (LIM-1) -------------------------------------------------------------------------
+
+    async def reserve_spend(
+        self,
+        tenant_id: str,
+        call_id: str,
+        month: str,
+        wanted_minor: int,
+        minimum_minor: int,
+        limit_minor: int | None,
+        ttl_s: float,
+        now: float,
+        note: str = "",
+    ) -> SpendGrant:
+        check_tenant_id(tenant_id)
+        check_call_id(call_id)
+        check_month(month)
+        check_amount("wanted_minor", wanted_minor)
+        check_amount("minimum_minor", minimum_minor)
+        if limit_minor is not None:
+            check_amount("limit_minor", limit_minor)
+        check_ttl(ttl_s)
+        check_time(now)
+        now_us, ttl_us = to_micros(now), to_micros(ttl_s)
+        with self._lock:
+            self._enter(now_us)
+            held = self._held(tenant_id, call_id, now_us)
+            if held is not None:
+                book = self._months[(tenant_id, held.reservation.month)]
+                return SpendGrant(
+                    held.reservation.granted_minor, book.settled, book.reserved(), True
+                )
+            book = self._months.setdefault((tenant_id, month), _Month())
+            book.prune(now_us)
+            reserved = book.reserved()
+            room = None if limit_minor is None else limit_minor - book.settled - reserved
+            if room is not None and room < minimum_minor:
+                return SpendGrant(0, book.settled, reserved)
+            granted = wanted_minor if room is None else min(wanted_minor, room)
+            book.held[call_id] = _Held(
+                SpendReservation(call_id, month, granted, now, note), now_us + ttl_us
+            )
+            self._spending[(tenant_id, call_id)] = month
+            return SpendGrant(granted, book.settled, reserved + granted)
+
+    async def reservation(
+        self, tenant_id: str, call_id: str, now: float
+    ) -> SpendReservation | None:
+        check_tenant_id(tenant_id)
+        check_call_id(call_id)
+        check_time(now)
+        now_us = to_micros(now)
+        with self._lock:
+            self._enter(now_us)
+            held = self._held(tenant_id, call_id, now_us)
+            return held.reservation if held is not None else None
+
+    async def settle_spend(
+        self,
+        tenant_id: str,
+        call_id: str,
+        cost_minor: int,
+        marks: Sequence[SpendMark],
+        now: float,
+    ) -> SpendSettlement | None:
+        check_tenant_id(tenant_id)
+        check_call_id(call_id)
+        check_amount("cost_minor", cost_minor)
+        check_marks(marks)
+        check_time(now)
+        now_us = to_micros(now)
+        with self._lock:
+            self._enter(now_us)
+            held = self._held(tenant_id, call_id, now_us)
+            if held is None:
+                return None
+            reservation = held.reservation
+            book = self._months[(tenant_id, reservation.month)]
+            del book.held[call_id]
+            del self._spending[(tenant_id, call_id)]
+            book.settled += cost_minor
+            reached = tuple(
+                m.name
+                for m in marks
+                if book.settled >= m.amount_minor and m.name not in book.reached
+            )
+            book.reached.update(reached)
+            return SpendSettlement(book.settled, book.reserved(), reached, reservation)
+
+    async def release_spend(self, tenant_id: str, call_id: str, now: float) -> bool:
+        check_tenant_id(tenant_id)
+        check_call_id(call_id)
+        check_time(now)
+        now_us = to_micros(now)
+        with self._lock:
+            self._enter(now_us)
+            held = self._held(tenant_id, call_id, now_us)
+            if held is None:
+                return False
+            del self._months[(tenant_id, held.reservation.month)].held[call_id]
+            del self._spending[(tenant_id, call_id)]
+            return True
+
+    async def spend_totals(self, tenant_id: str, month: str, now: float) -> tuple[int, int]:
+        check_tenant_id(tenant_id)
+        check_month(month)
+        check_time(now)
+        now_us = to_micros(now)
+        with self._lock:
+            self._enter(now_us)
+            book = self._months.get((tenant_id, month))
+            if book is None:
+                return 0, 0
+            book.prune(now_us)
+            return book.settled, book.reserved()
+
+    def _held(self, tenant_id: str, call_id: str, now_us: int) -> _Held | None:
+        """The call's live reservation; a lapsed one is forgotten."""
+        month = self._spending.get((tenant_id, call_id))
+        if month is None:
+            return None
+        book = self._months[(tenant_id, month)]
+        held = book.held.get(call_id)
+        if held is None or held.expires_us <= now_us:
+            book.held.pop(call_id, None)
+            del self._spending[(tenant_id, call_id)]
+            return None
+        return held
+
     # -- housekeeping --------------------------------------------------------------------------
 
     async def close(self) -> None:
@@ -390,6 +553,8 @@ class MemoryCounters(Counters):
             self._leases.clear()
             self._rates.clear()
             self._windows.clear()
+            self._months.clear()
+            self._spending.clear()
 
     def sweep(self, now: float) -> int:
         """Forget every expired lease, rate state and window now; return how many keys remain.

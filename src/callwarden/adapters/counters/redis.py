@@ -12,6 +12,11 @@ Key layout (``P`` is the prefix, ``T`` the tenant id)::
     P:{t:T}:calls           ZSET  call id -> lease expiry (us)        leak checks, idempotency
     P:{t:T}:rate:<key>      STRING  theoretical arrival time (us)      GCRA
     P:{t:T}:win:<key>       ZSET  "<us>:<nonce>" -> event time (us)    rolling windows
+    P:{t:T}:spend:<month>   HASH  settled, reserved (minor units)       month-to-date spend
+    P:{t:T}:held:<month>    ZSET  call id -> reservation expiry (us)    live reservations
+    P:{t:T}:amount:<month>  HASH  call id -> amount reserved             live reservations
+    P:{t:T}:marks:<month>   SET   alert marks already reached            once per month
+    P:{t:T}:res:<call id>   HASH  month, granted, at, note, exp          settlement by call id
 
 The ``{t:T}`` hash tag puts all of a tenant's keys in one Redis Cluster slot, so each script
 touches a single slot. The acquire, renew and release scripts also reach lease keys named in
@@ -56,11 +61,18 @@ from callwarden.core.counters import (
     LeaseOutcome,
     RateCheck,
     RateOutcome,
+    SpendGrant,
+    SpendMark,
+    SpendReservation,
+    SpendSettlement,
     WindowOutcome,
     check_admit_plan,
+    check_amount,
     check_call_id,
     check_claims,
     check_key,
+    check_marks,
+    check_month,
     check_rate_checks,
     check_tenant_id,
     check_time,
@@ -418,6 +430,129 @@ return out
 )
 
 
+# Spend (LIM-1). Lapsed reservations give their amount back to the month before anything is
+# decided; every key lives until the latest expiry it covers, plus the slack.
+_SPEND_PRUNE = """
+local function spend_prune(book, held, amount, now)
+  local lapsed = redis.call('ZRANGEBYSCORE', held, '-inf', now)
+  for _, cid in ipairs(lapsed) do
+    local a = tonumber(redis.call('HGET', amount, cid) or '0')
+    redis.call('HINCRBY', book, 'reserved', -a)
+    redis.call('HDEL', amount, cid)
+    redis.call('ZREM', held, cid)
+  end
+end
+local function spend_totals(book)
+  local v = redis.call('HMGET', book, 'settled', 'reserved')
+  return tonumber(v[1] or '0'), tonumber(v[2] or '0')
+end
+"""
+
+# KEYS: res; ARGV: tenant prefix, call id, month, wanted, minimum, limit ('' = none), now, ttl,
+# slack (ms), note, month ttl (ms). Reply: granted, settled, reserved, already held.
+_RESERVE = (
+    _SPEND_PRUNE
+    + """
+local res, tp, cid = KEYS[1], ARGV[1], ARGV[2]
+local now, ttl, slack = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
+local exp = tonumber(redis.call('HGET', res, 'exp') or '0')
+if exp > now then
+  local m = redis.call('HGET', res, 'month')
+  local book = tp .. 'spend:' .. m
+  spend_prune(book, tp .. 'held:' .. m, tp .. 'amount:' .. m, now)
+  local settled, reserved = spend_totals(book)
+  return {tonumber(redis.call('HGET', res, 'granted')), settled, reserved, 1}
+end
+local month = ARGV[3]
+local book, held, amount = tp .. 'spend:' .. month, tp .. 'held:' .. month, tp .. 'amount:' .. month
+spend_prune(book, held, amount, now)
+local settled, reserved = spend_totals(book)
+local wanted, minimum = tonumber(ARGV[4]), tonumber(ARGV[5])
+local granted = wanted
+if ARGV[6] ~= '' then
+  local room = tonumber(ARGV[6]) - settled - reserved
+  if room < minimum then return {0, settled, reserved, 0} end
+  if room < granted then granted = room end
+end
+local until_us = now + ttl
+redis.call('HSET', res, 'month', month, 'granted', granted, 'at', now, 'note', ARGV[10],
+           'exp', until_us)
+redis.call('PEXPIRE', res, math.ceil(ttl / 1000) + slack)
+redis.call('ZADD', held, until_us, cid)
+redis.call('HSET', amount, cid, granted)
+redis.call('HINCRBY', book, 'reserved', granted)
+local keep = tonumber(ARGV[11])
+for _, k in ipairs({book, tp .. 'marks:' .. month}) do
+  if redis.call('PTTL', k) < keep then redis.call('PEXPIRE', k, keep) end
+end
+for _, k in ipairs({held, amount}) do
+  if redis.call('PTTL', k) < math.ceil(ttl / 1000) + slack then
+    redis.call('PEXPIRE', k, math.ceil(ttl / 1000) + slack)
+  end
+end
+return {granted, settled, reserved + granted, 0}
+"""
+)
+
+# KEYS: res; ARGV: tenant prefix, call id, now. Reply: {} or month, granted, at, note.
+_RESERVATION = """
+local res, now = KEYS[1], tonumber(ARGV[3])
+local v = redis.call('HMGET', res, 'month', 'granted', 'at', 'note', 'exp')
+if not v[5] or tonumber(v[5]) <= now then return {} end
+return {v[1], v[2], v[3], v[4]}
+"""
+
+# KEYS: res; ARGV: tenant prefix, call id, now, cost ('' = release without cost), then mark
+# name and amount pairs. Reply: {} when nothing is held, else settled, reserved, month, granted,
+# at, note, then the names of the marks reached for the first time.
+_SETTLE = (
+    _SPEND_PRUNE
+    + """
+local res, tp, cid, now = KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3])
+local v = redis.call('HMGET', res, 'month', 'granted', 'at', 'note', 'exp')
+if not v[5] or tonumber(v[5]) <= now then
+  redis.call('DEL', res)
+  return {}
+end
+local month = v[1]
+local book, held, amount = tp .. 'spend:' .. month, tp .. 'held:' .. month, tp .. 'amount:' .. month
+spend_prune(book, held, amount, now)
+if redis.call('ZSCORE', held, cid) then
+  redis.call('HINCRBY', book, 'reserved', -tonumber(redis.call('HGET', amount, cid) or '0'))
+  redis.call('HDEL', amount, cid)
+  redis.call('ZREM', held, cid)
+end
+redis.call('DEL', res)
+local out = {}
+if ARGV[4] ~= '' then
+  redis.call('HINCRBY', book, 'settled', tonumber(ARGV[4]))
+end
+local settled, reserved = spend_totals(book)
+out[1], out[2], out[3], out[4], out[5], out[6] = settled, reserved, v[1], v[2], v[3], v[4]
+local marks = tp .. 'marks:' .. month
+for i = 5, #ARGV, 2 do
+  if settled >= tonumber(ARGV[i + 1]) and redis.call('SADD', marks, ARGV[i]) == 1 then
+    out[#out + 1] = ARGV[i]
+  end
+end
+return out
+"""
+)
+
+# KEYS: book; ARGV: held, amount, now. Reply: settled, reserved.
+_SPEND_TOTALS = (
+    _SPEND_PRUNE
+    + """
+spend_prune(KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3]))
+local settled, reserved = spend_totals(KEYS[1])
+return {settled, reserved}
+"""
+)
+
+# A budget month's keys outlive the month by far (reports read them): 100 days.
+_MONTH_TTL_MS = 100 * 86_400 * 1000
+
+
 class RedisCounters(Counters):
     """Counters in Redis, shared by every instance pointed at the same server (or cluster).
 
@@ -442,6 +577,10 @@ class RedisCounters(Counters):
         self._hit = client.register_script(_HIT)
         self._window = client.register_script(_WINDOW)
         self._admit = client.register_script(_ADMIT)
+        self._reserve = client.register_script(_RESERVE)
+        self._reservation = client.register_script(_RESERVATION)
+        self._settle = client.register_script(_SETTLE)
+        self._spend_totals = client.register_script(_SPEND_TOTALS)
 
     @classmethod
     def from_url(
@@ -676,6 +815,103 @@ class RedisCounters(Counters):
 
     # -- housekeeping --------------------------------------------------------------------------
 
+    # -- spend (LIM-1) -------------------------------------------------------------------------
+
+    async def reserve_spend(
+        self,
+        tenant_id: str,
+        call_id: str,
+        month: str,
+        wanted_minor: int,
+        minimum_minor: int,
+        limit_minor: int | None,
+        ttl_s: float,
+        now: float,
+        note: str = "",
+    ) -> SpendGrant:
+        check_tenant_id(tenant_id)
+        check_call_id(call_id)
+        check_month(month)
+        check_amount("wanted_minor", wanted_minor)
+        check_amount("minimum_minor", minimum_minor)
+        if limit_minor is not None:
+            check_amount("limit_minor", limit_minor)
+        check_ttl(ttl_s)
+        check_time(now)
+        tp = self.tenant_prefix(tenant_id)
+        args: list[str | int] = [
+            tp,
+            call_id,
+            month,
+            wanted_minor,
+            minimum_minor,
+            "" if limit_minor is None else limit_minor,
+            to_micros(now),
+            to_micros(ttl_s),
+            self._slack_ms,
+            note,
+            _MONTH_TTL_MS,
+        ]
+        reply = await self._run(self._reserve, [tp + "res:" + call_id], args)
+        granted, settled, reserved, already = (int(x) for x in reply)
+        return SpendGrant(granted, settled, reserved, bool(already))
+
+    async def reservation(
+        self, tenant_id: str, call_id: str, now: float
+    ) -> SpendReservation | None:
+        check_tenant_id(tenant_id)
+        check_call_id(call_id)
+        check_time(now)
+        tp = self.tenant_prefix(tenant_id)
+        reply = await self._run(
+            self._reservation, [tp + "res:" + call_id], [tp, call_id, to_micros(now)]
+        )
+        if not reply:
+            return None
+        return _reservation(call_id, reply)
+
+    async def settle_spend(
+        self,
+        tenant_id: str,
+        call_id: str,
+        cost_minor: int,
+        marks: Sequence[SpendMark],
+        now: float,
+    ) -> SpendSettlement | None:
+        check_tenant_id(tenant_id)
+        check_call_id(call_id)
+        check_amount("cost_minor", cost_minor)
+        check_marks(marks)
+        check_time(now)
+        tp = self.tenant_prefix(tenant_id)
+        args: list[str | int] = [tp, call_id, to_micros(now), cost_minor]
+        for mark in marks:
+            args.extend((mark.name, mark.amount_minor))
+        reply = await self._run(self._settle, [tp + "res:" + call_id], args)
+        if not reply:
+            return None
+        reached = tuple(_text(x) for x in reply[6:])
+        return SpendSettlement(
+            int(reply[0]), int(reply[1]), reached, _reservation(call_id, reply[2:6])
+        )
+
+    async def release_spend(self, tenant_id: str, call_id: str, now: float) -> bool:
+        check_tenant_id(tenant_id)
+        check_call_id(call_id)
+        check_time(now)
+        tp = self.tenant_prefix(tenant_id)
+        args: list[str | int] = [tp, call_id, to_micros(now), ""]
+        return bool(await self._run(self._settle, [tp + "res:" + call_id], args))
+
+    async def spend_totals(self, tenant_id: str, month: str, now: float) -> tuple[int, int]:
+        check_tenant_id(tenant_id)
+        check_month(month)
+        check_time(now)
+        tp = self.tenant_prefix(tenant_id)
+        args: list[str | int] = [tp + "held:" + month, tp + "amount:" + month, to_micros(now)]
+        reply = await self._run(self._spend_totals, [tp + "spend:" + month], args)
+        return int(reply[0]), int(reply[1])
+
     async def close(self) -> None:
         await self._client.aclose()
 
@@ -698,6 +934,14 @@ async def _translate(call: Callable[[], Awaitable[T]]) -> T:
 
 
 _STAGES: tuple[AdmitStage | None, ...] = (None, "rates", "leases", "window")
+
+
+def _reservation(call_id: str, fields: Sequence[Any]) -> SpendReservation:
+    """A reservation from the script's reply: month, granted, at (us), note."""
+    month, granted, at_us, note = fields
+    return SpendReservation(
+        call_id, _text(month), int(granted), from_micros(int(at_us)), _text(note)
+    )
 
 
 def _text(value: bytes | str) -> str:
