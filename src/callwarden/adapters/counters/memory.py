@@ -118,19 +118,38 @@ class _Held:
 
 @dataclass(slots=True)
 class _Month:
-    """A tenant's budget month: settled spend, live reservations, marks already reached."""
+    """A tenant's budget month: settled spend, live reservations (with their running total and
+    an expiry heap, so nothing is summed per call), marks already reached."""
 
     settled: int = 0
     held: dict[str, _Held] = field(default_factory=dict)
+    total_held: int = 0
+    expiries: list[tuple[int, str]] = field(default_factory=list)
     reached: set[str] = field(default_factory=set)
 
     def prune(self, now_us: int) -> None:
         """Forget reservations that lapsed (their budget returns to the month)."""
-        if any(h.expires_us <= now_us for h in self.held.values()):
-            self.held = {c: h for c, h in self.held.items() if h.expires_us > now_us}
+        expiries = self.expiries
+        while expiries and expiries[0][0] <= now_us:
+            expires, call_id = heapq.heappop(expiries)
+            held = self.held.get(call_id)
+            if held is not None and held.expires_us == expires:
+                self.drop(call_id)
+
+    def hold(self, call_id: str, held: _Held) -> None:
+        self.held[call_id] = held
+        self.total_held += held.reservation.granted_minor
+        heapq.heappush(self.expiries, (held.expires_us, call_id))
+
+    def drop(self, call_id: str) -> None:
+        held = self.held.pop(call_id)
+        self.total_held -= held.reservation.granted_minor
+        if len(self.expiries) > 2 * len(self.held) + 64:
+            self.expiries = [(h.expires_us, c) for c, h in self.held.items()]
+            heapq.heapify(self.expiries)
 
     def reserved(self) -> int:
-        return sum(h.reservation.granted_minor for h in self.held.values())
+        return self.total_held
 
 
 @dataclass(slots=True)
@@ -445,6 +464,7 @@ class MemoryCounters(Counters):
             held = self._held(tenant_id, call_id, now_us)
             if held is not None:
                 book = self._months[(tenant_id, held.reservation.month)]
+                book.prune(now_us)
                 return SpendGrant(
                     held.reservation.granted_minor, book.settled, book.reserved(), True
                 )
@@ -455,8 +475,12 @@ class MemoryCounters(Counters):
             if room is not None and room < minimum_minor:
                 return SpendGrant(0, book.settled, reserved)
             granted = wanted_minor if room is None else min(wanted_minor, room)
-            book.held[call_id] = _Held(
-                SpendReservation(call_id, month, granted, now, note), now_us + ttl_us
+            book.hold(
+                call_id,
+                _Held(
+                    SpendReservation(call_id, month, granted, from_micros(now_us), note),
+                    now_us + ttl_us,
+                ),
             )
             self._spending[(tenant_id, call_id)] = month
             return SpendGrant(granted, book.settled, reserved + granted)
@@ -494,7 +518,8 @@ class MemoryCounters(Counters):
                 return None
             reservation = held.reservation
             book = self._months[(tenant_id, reservation.month)]
-            del book.held[call_id]
+            book.drop(call_id)
+            book.prune(now_us)
             del self._spending[(tenant_id, call_id)]
             book.settled += cost_minor
             reached = tuple(
@@ -515,7 +540,7 @@ class MemoryCounters(Counters):
             held = self._held(tenant_id, call_id, now_us)
             if held is None:
                 return False
-            del self._months[(tenant_id, held.reservation.month)].held[call_id]
+            self._months[(tenant_id, held.reservation.month)].drop(call_id)
             del self._spending[(tenant_id, call_id)]
             return True
 
@@ -540,7 +565,8 @@ class MemoryCounters(Counters):
         book = self._months[(tenant_id, month)]
         held = book.held.get(call_id)
         if held is None or held.expires_us <= now_us:
-            book.held.pop(call_id, None)
+            if held is not None:
+                book.drop(call_id)
             del self._spending[(tenant_id, call_id)]
             return None
         return held
@@ -594,6 +620,13 @@ class MemoryCounters(Counters):
             k: w
             for k, w in self._windows.items()
             if w.stamps and w.stamps[-1] + w.window_us > now_us
+        }
+        for book in self._months.values():
+            book.prune(now_us)
+        self._spending = {
+            k: month
+            for k, month in self._spending.items()
+            if k[1] in self._months[(k[0], month)].held
         }
         self._next_sweep_us = now_us + self._sweep_interval_us
 

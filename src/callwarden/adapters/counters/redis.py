@@ -43,7 +43,7 @@ from typing import Any, TypeVar
 
 import orjson
 from redis.asyncio import Redis
-from redis.asyncio.connection import ConnectionPool
+from redis.asyncio.connection import BlockingConnectionPool
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
@@ -431,16 +431,21 @@ return out
 
 
 # Spend (LIM-1). Lapsed reservations give their amount back to the month before anything is
-# decided; every key lives until the latest expiry it covers, plus the slack.
+# decided. A month's keys (totals, live reservations, marks) live as long as the month's
+# totals, so a lapsed reservation is still there to give its amount back however late the
+# month is next touched; a call's reservation record lives until its expiry plus the slack.
+# Amounts are taken back with 0 - a, never -a: Lua's -0 reaches Redis as "-0", which HINCRBY
+# refuses, and a free call holds 0.
 _SPEND_PRUNE = """
+local function spend_unhold(book, held, amount, cid)
+  local a = tonumber(redis.call('HGET', amount, cid) or '0')
+  redis.call('HINCRBY', book, 'reserved', 0 - a)
+  redis.call('HDEL', amount, cid)
+  redis.call('ZREM', held, cid)
+end
 local function spend_prune(book, held, amount, now)
   local lapsed = redis.call('ZRANGEBYSCORE', held, '-inf', now)
-  for _, cid in ipairs(lapsed) do
-    local a = tonumber(redis.call('HGET', amount, cid) or '0')
-    redis.call('HINCRBY', book, 'reserved', -a)
-    redis.call('HDEL', amount, cid)
-    redis.call('ZREM', held, cid)
-  end
+  for _, cid in ipairs(lapsed) do spend_unhold(book, held, amount, cid) end
 end
 local function spend_totals(book)
   local v = redis.call('HMGET', book, 'settled', 'reserved')
@@ -482,13 +487,8 @@ redis.call('ZADD', held, until_us, cid)
 redis.call('HSET', amount, cid, granted)
 redis.call('HINCRBY', book, 'reserved', granted)
 local keep = tonumber(ARGV[11])
-for _, k in ipairs({book, tp .. 'marks:' .. month}) do
+for _, k in ipairs({book, held, amount, tp .. 'marks:' .. month}) do
   if redis.call('PTTL', k) < keep then redis.call('PEXPIRE', k, keep) end
-end
-for _, k in ipairs({held, amount}) do
-  if redis.call('PTTL', k) < math.ceil(ttl / 1000) + slack then
-    redis.call('PEXPIRE', k, math.ceil(ttl / 1000) + slack)
-  end
 end
 return {granted, settled, reserved + granted, 0}
 """
@@ -517,11 +517,7 @@ end
 local month = v[1]
 local book, held, amount = tp .. 'spend:' .. month, tp .. 'held:' .. month, tp .. 'amount:' .. month
 spend_prune(book, held, amount, now)
-if redis.call('ZSCORE', held, cid) then
-  redis.call('HINCRBY', book, 'reserved', -tonumber(redis.call('HGET', amount, cid) or '0'))
-  redis.call('HDEL', amount, cid)
-  redis.call('ZREM', held, cid)
-end
+if redis.call('ZSCORE', held, cid) then spend_unhold(book, held, amount, cid) end
 redis.call('DEL', res)
 local out = {}
 if ARGV[4] ~= '' then
@@ -534,6 +530,10 @@ for i = 5, #ARGV, 2 do
   if settled >= tonumber(ARGV[i + 1]) and redis.call('SADD', marks, ARGV[i]) == 1 then
     out[#out + 1] = ARGV[i]
   end
+end
+if #out > 6 and redis.call('PTTL', marks) == -1 then
+  local keep = redis.call('PTTL', book)
+  if keep > 0 then redis.call('PEXPIRE', marks, keep) end
 end
 return out
 """
@@ -601,15 +601,20 @@ class RedisCounters(Counters):
         before :class:`CountersUnavailable`. ``retries`` retries only on connection errors,
         immediately (a pooled connection the server closed), never on timeouts: a script whose
         reply was lost may have run, and running it again would count twice.
+        ``max_connections`` (default 256) bounds the connections of this instance; past it an
+        operation waits up to ``socket_timeout`` for one to be free.
         """
-        pool = ConnectionPool.from_url(
+        # A blocking pool: past max_connections operations in flight, the next one waits (at
+        # most one socket timeout) for a free connection instead of failing at once.
+        pool = BlockingConnectionPool.from_url(
             url,
             socket_timeout=socket_timeout,
             socket_connect_timeout=connect_timeout
             if connect_timeout is not None
             else socket_timeout,
             retry=Retry(NoBackoff(), retries, supported_errors=(RedisConnectionError,)),
-            max_connections=max_connections,
+            max_connections=max_connections if max_connections is not None else 256,
+            timeout=socket_timeout,
         )
         return cls(Redis.from_pool(pool), prefix=prefix, ttl_slack_s=ttl_slack_s)
 
