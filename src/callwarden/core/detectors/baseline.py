@@ -1,0 +1,212 @@
+"""Seasonal baselines of volume and spend, with deviation alerts (FRD-4).
+
+Rule
+----
+For each tenant, each of its numbers (the caller of an outbound call, the called number of an
+inbound one) and each (tenant, destination country), the detector keeps the calls and the spend
+(minor units: the record's cost, else the tenant's rate deck) of every hour, in the tenant's
+local time, and remembers each hour of the week over the last ``weeks`` weeks (quiet hours count
+as zero). The hour under way is compared with the same hour of the week before:
+
+    threshold = median + max(sigmas * 1.4826 * MAD, min_relative_increase * median, floor)
+
+over the stored weeks of that hour (median and MAD: robust statistics, so one odd week does not
+move the norm). A finding is raised as soon as the hour's calls or spend cross it, with at least
+``min_weeks`` weeks of history and at least ``min_calls`` calls or ``min_spend_minor`` spend
+(the floors), once per key, metric and hour; it is high at twice the threshold. Anomalies are
+for notifying the tenant and the operator promptly, so no action is suggested.
+
+``min_relative_increase`` 1.0 (twice the norm) follows the research table's "spend velocity
+over 2x the daily average" warning level (shared research, compliance rules section 3.6,
+engineering defaults); TransNexus learns calling patterns over 12 weeks (telecom anchors
+section 6.3), here ``weeks`` (4 by default) bounds memory.
+
+Benign look-alike: a peak that comes back every week (Monday-morning campaigns) is in the
+baseline of that hour and raises nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar, Final
+
+from callwarden.core.admission.attempt import Direction
+from callwarden.core.detectors.base import (
+    Detector,
+    DetectorFinding,
+    Evidence,
+    KeyKind,
+    Severity,
+    SuggestedAction,
+)
+from callwarden.core.detectors.context import EventContext
+from callwarden.core.detectors.windows import (
+    HourOfWeekBaseline,
+    LruMap,
+    threshold_above,
+)
+from callwarden.core.usage.record import CallRecord, UsageKind, UsageRecord
+
+__all__ = ["BaselineDetector", "BaselineParams"]
+
+#: Baselines are larger than other per-key state (2 metrics x 168 hours x weeks), so each of
+#: the three key maps holds fewer keys by default.
+DEFAULT_BASELINE_KEYS: Final[int] = 5_000
+
+_CALLS, _SPEND = 0, 1
+_METRICS: Final = (("calls_in_hour", "calls"), ("spend_in_hour_minor", "spend"))
+
+
+@dataclass(frozen=True, slots=True)
+class BaselineParams:
+    """Thresholds of :class:`BaselineDetector` (see the module docstring for their sources)."""
+
+    min_weeks: int = 2
+    sigmas: float = 5.0
+    min_relative_increase: float = 1.0
+    min_calls: float = 20
+    min_spend_minor: float = 2_000
+    per_number: bool = True
+    per_destination: bool = True
+
+
+class _Key:
+    __slots__ = ("alerted", "base", "evidence", "limits")
+
+    def __init__(self, weeks: int, evidence: Evidence) -> None:
+        self.base = HourOfWeekBaseline(2, weeks)
+        self.limits: tuple[tuple[float, float], tuple[float, float]] | None = None
+        self.alerted = [0, 0]
+        self.evidence = evidence
+
+
+class BaselineDetector(Detector[BaselineParams]):
+    """Hour-of-week baselines per tenant, number and destination; deviation alerts."""
+
+    id: ClassVar[str] = "baseline"
+    clause_ids: ClassVar[tuple[str, ...]] = ("FRD-4",)
+    kinds: ClassVar[frozenset[UsageKind]] = frozenset({UsageKind.CALL})
+    params_type: ClassVar[type] = BaselineParams
+
+    def __init__(
+        self,
+        params: BaselineParams | None = None,
+        *,
+        weeks: int = 4,
+        max_keys: int = DEFAULT_BASELINE_KEYS,
+        max_evidence: int = 20,
+    ) -> None:
+        super().__init__(params or BaselineParams(), max_keys=max_keys, max_evidence=max_evidence)
+        if weeks < 1:
+            raise ValueError("baseline: weeks must be at least 1")
+        self.weeks = weeks
+        factory = lambda: _Key(weeks, self._evidence())  # noqa: E731
+        self._keys: dict[KeyKind, LruMap[tuple[str, str], _Key]] = {
+            KeyKind.TENANT: LruMap(factory, max_keys),
+            KeyKind.NUMBER: LruMap(factory, max_keys),
+            KeyKind.DESTINATION: LruMap(factory, max_keys),
+        }
+
+    def observe(
+        self, event: UsageRecord, ctx: EventContext, params: BaselineParams | None = None
+    ) -> list[DetectorFinding]:
+        """Add a call to its keys' hour; alert when the hour departs from its seasonal norm."""
+        if not isinstance(event, CallRecord):
+            return []
+        p = params or self.params
+        tenant = ctx.tenant.tenant_id
+        hour = ctx.context.local_hour(ctx.tenant.timezone, ctx.at)
+        values = (1.0, float(ctx.cost_minor or 0))
+        findings: list[DetectorFinding] = []
+        self._feed(KeyKind.TENANT, (tenant, tenant), hour, values, event, ctx, p, findings)
+        if p.per_number:
+            own = event.caller if event.direction is Direction.OUTBOUND else event.callee
+            if own:
+                self._feed(KeyKind.NUMBER, (tenant, own), hour, values, event, ctx, p, findings)
+        if p.per_destination and event.direction is Direction.OUTBOUND:
+            callee = ctx.callee
+            if callee is not None and callee.region is not None:
+                key = (tenant, callee.region)
+                self._feed(KeyKind.DESTINATION, key, hour, values, event, ctx, p, findings)
+        return findings
+
+    def _feed(
+        self,
+        kind: KeyKind,
+        key: tuple[str, str],
+        hour: int,
+        values: tuple[float, float],
+        event: CallRecord,
+        ctx: EventContext,
+        p: BaselineParams,
+        findings: list[DetectorFinding],
+    ) -> None:
+        state = self._keys[kind].get(key)
+        base = state.base
+        if base.add(hour, values):
+            state.limits = None
+            state.alerted = [0, 0]
+        if base.hour != hour:
+            return  # a record for an hour already closed
+        current = base.current
+        if current[_CALLS] < p.min_calls and current[_SPEND] < p.min_spend_minor:
+            return
+        state.evidence.add(event.call_id)
+        limits = state.limits
+        if limits is None:
+            limits = state.limits = self._limits(base, hour, p)
+        for metric in (_CALLS, _SPEND):
+            threshold, median = limits[metric]
+            value = current[metric]
+            if value < threshold:
+                continue
+            severity = Severity.HIGH if value >= 2 * threshold else Severity.MEDIUM
+            if state.alerted[metric] >= severity.rank:
+                continue
+            state.alerted[metric] = severity.rank
+            statistic, noun = _METRICS[metric]
+            findings.append(
+                self.finding(
+                    ctx,
+                    key_kind=kind,
+                    key=key[1],
+                    severity=severity,
+                    window="hour-of-week",
+                    statistic=statistic,
+                    value=value,
+                    threshold=round(threshold, 2),
+                    baseline=median,
+                    summary=(
+                        f"{noun} this hour ({value:g}) is far above the usual for this hour of "
+                        f"the week (median {median:g}, threshold {threshold:.1f})"
+                    ),
+                    evidence=state.evidence.ids(),
+                    action=SuggestedAction.NONE,
+                )
+            )
+
+    @staticmethod
+    def _limits(
+        base: HourOfWeekBaseline, hour: int, p: BaselineParams
+    ) -> tuple[tuple[float, float], tuple[float, float]]:
+        """(threshold, median) per metric for ``hour``; infinite while history is short."""
+        if base.weeks_seen(hour) < p.min_weeks:
+            return ((math.inf, 0.0), (math.inf, 0.0))
+        out: list[tuple[float, float]] = []
+        for metric, floor in ((_CALLS, p.min_calls), (_SPEND, p.min_spend_minor)):
+            norm = base.baseline(hour, metric)
+            assert norm is not None
+            median, mad = norm
+            limit = threshold_above(median, mad, p.sigmas, p.min_relative_increase, floor)
+            out.append((max(limit, floor), median))
+        return (out[0], out[1])
+
+    def state_size(self) -> int:
+        """Keys, baseline cells and evidence ids held."""
+        size = self.dedup.size()
+        for keys in self._keys.values():
+            size += len(keys)
+            for state in keys.values():
+                size += state.base.size() + state.evidence.size()
+        return size

@@ -1,0 +1,176 @@
+"""Fair use on unlimited plans: continuous or consistently excessive use (LIM-4).
+
+Rule
+----
+Only tenants on an unlimited plan are watched (metered plans pay for what they use). Per user
+(else caller number, else tenant), from answered calls:
+
+- *talk time*: billable minutes over the last 24 hours, rolling (never reset at midnight). At
+  ``daily_minutes`` a medium finding; at ``high_daily_minutes`` a high one.
+- *continuous activity*: calls that follow one another with gaps of at most ``gap_s`` seconds
+  form one stretch of activity, from the first call's start to the last one's end. A stretch of
+  ``continuous_s`` seconds raises a medium finding, ``high_continuous_s`` a high one.
+
+The suggested action is throttling at high severity, none below: fair use is settled with the
+tenant, not by cutting calls. The defaults are engineering choices longer than any working
+shift (10 hours of talk a day, 12 hours without a break of ``gap_s``); tune them per plan.
+
+Benign look-alike: a 24/7 desk staffed in shifts keeps the tenant busy all day, but each user
+works a shift, so no user's talk time or activity stretch reaches the thresholds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from callwarden.core.detectors.base import (
+    Detector,
+    DetectorFinding,
+    Evidence,
+    KeyKind,
+    Severity,
+    SuggestedAction,
+)
+from callwarden.core.detectors.context import EventContext
+from callwarden.core.detectors.windows import ONE_DAY, LruMap, SlidingSum
+from callwarden.core.model import Billing
+from callwarden.core.usage.record import CallRecord, UsageKind, UsageRecord
+
+__all__ = ["FairUseDetector", "FairUseParams"]
+
+
+@dataclass(frozen=True, slots=True)
+class FairUseParams:
+    """Thresholds of :class:`FairUseDetector` (see the module docstring)."""
+
+    daily_minutes: float = 600
+    high_daily_minutes: float = 1_080
+    gap_s: int = 300
+    continuous_s: int = 12 * 3600
+    high_continuous_s: int = 20 * 3600
+
+
+class _User:
+    __slots__ = ("end", "evidence", "start", "talk")
+
+    def __init__(self, evidence: Evidence) -> None:
+        self.talk = SlidingSum(ONE_DAY)
+        self.start = -1.0
+        self.end = -1.0
+        self.evidence = evidence
+
+
+class FairUseDetector(Detector[FairUseParams]):
+    """Talk time over 24 hours and stretches of continuous activity, per user."""
+
+    id: ClassVar[str] = "fair_use"
+    clause_ids: ClassVar[tuple[str, ...]] = ("LIM-4",)
+    kinds: ClassVar[frozenset[UsageKind]] = frozenset({UsageKind.CALL})
+    params_type: ClassVar[type] = FairUseParams
+
+    def __init__(self, params: FairUseParams | None = None, **bounds: int) -> None:
+        super().__init__(params or FairUseParams(), **bounds)
+        self._users: LruMap[tuple[str, str], _User] = LruMap(
+            lambda: _User(self._evidence()), self.max_keys
+        )
+
+    def observe(
+        self, event: UsageRecord, ctx: EventContext, params: FairUseParams | None = None
+    ) -> list[DetectorFinding]:
+        """Add an answered call of an unlimited-plan user; raise at the fair-use limits."""
+        if (
+            not isinstance(event, CallRecord)
+            or event.answered_at is None
+            or ctx.tenant.billing is not Billing.UNLIMITED
+        ):
+            return []
+        p = params or self.params
+        tenant = ctx.tenant.tenant_id
+        if event.user_id:
+            key_kind, key = KeyKind.USER, event.user_id
+        elif event.caller:
+            key_kind, key = KeyKind.NUMBER, event.caller
+        else:
+            key_kind, key = KeyKind.TENANT, tenant
+        state = self._users.get((tenant, key))
+        state.evidence.add(event.call_id)
+        at = ctx.at
+        findings: list[DetectorFinding] = []
+        minutes = state.talk.add(at, event.duration_s / 60)
+        if minutes >= p.daily_minutes:
+            high = minutes >= p.high_daily_minutes
+            threshold = p.high_daily_minutes if high else p.daily_minutes
+            self._raise(
+                ctx,
+                state,
+                key_kind,
+                key,
+                "talk_minutes",
+                minutes,
+                threshold,
+                high,
+                findings,
+                f"{minutes:.0f} minutes of calls in the last 24 hours",
+            )
+        start = ctx.started
+        if state.start < 0 or start - state.end > p.gap_s:
+            state.start = start
+        state.end = max(state.end, at)
+        stretch = state.end - state.start
+        if stretch >= p.continuous_s:
+            high = stretch >= p.high_continuous_s
+            threshold = p.high_continuous_s if high else p.continuous_s
+            self._raise(
+                ctx,
+                state,
+                key_kind,
+                key,
+                "continuous_seconds",
+                stretch,
+                threshold,
+                high,
+                findings,
+                f"{stretch / 3600:.1f} hours of calls without a break of {p.gap_s // 60} minutes",
+            )
+        return findings
+
+    def _raise(
+        self,
+        ctx: EventContext,
+        state: _User,
+        key_kind: KeyKind,
+        key: str,
+        statistic: str,
+        value: float,
+        threshold: float,
+        high: bool,
+        findings: list[DetectorFinding],
+        summary: str,
+    ) -> None:
+        severity = Severity.HIGH if high else Severity.MEDIUM
+        dedup_key = (statistic, ctx.tenant.tenant_id, key)
+        if not self.dedup.allow(dedup_key, ctx.at, ONE_DAY.span_s, severity):
+            return
+        findings.append(
+            self.finding(
+                ctx,
+                key_kind=key_kind,
+                key=key,
+                severity=severity,
+                window=ONE_DAY.name,
+                statistic=statistic,
+                value=round(value, 2),
+                threshold=threshold,
+                summary=summary,
+                evidence=state.evidence.ids(),
+                action=SuggestedAction.THROTTLE if high else SuggestedAction.NONE,
+            )
+        )
+
+    def state_size(self) -> int:
+        """Keys, buckets and evidence ids held."""
+        size = len(self._users) + self.dedup.size()
+        for state in self._users.values():
+            size += state.talk.size() + state.evidence.size()
+        return size

@@ -1,0 +1,234 @@
+"""Traffic pumping and access stimulation (FRD-5).
+
+Rule
+----
+Concentration: over 60 minutes, the answered minutes of each tenant's outbound calls are summed
+per terminating range (the first ``range_digits`` E.164 digits: for North America that is the
+NPA-NXX block). When one range gets ``min_range_minutes`` or more, at least ``range_share`` of
+all the tenant's minutes, and the range is costly (a high-risk number type or list entry, or
+priced at ``high_cost_per_minute`` or more by the tenant's deck), a finding suggests blocking
+the range. Pumping concentrates minutes on a few high-cost terminating ranges (shared research,
+compliance rules section 3.4: FCC 19-94 access-stimulation triggers are traffic ratios).
+
+Sudden volume: a number (called outbound, or the tenant's own number called inbound) that, within
+``new_number_s`` seconds (24 hours) of being first seen, takes ``new_number_minutes`` answered
+minutes in ``new_number_calls`` calls or more, from at most ``max_sources`` different callers,
+has volume with no history behind it: a finding suggests blocking it (outbound) or throttling it
+(inbound). Pumping repeats long calls between few parties; a new hotline taking calls from many
+different people is not pumping. A number's state is a few counters, since most numbers a
+contact centre calls are new ones.
+
+Memory: the "first seen" record is per (tenant, number), in a map bounded by ``max_keys``; a
+number evicted from it counts as new again, which the few-callers condition keeps from becoming
+a false alarm on its own.
+
+Benign look-alike: a tenant whose traffic goes mostly to one cheap domestic range (its own
+customers' area) is concentrated but not costly, so it raises nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from callwarden.core.admission.attempt import Direction
+from callwarden.core.detectors.base import (
+    Detector,
+    DetectorFinding,
+    Evidence,
+    KeyKind,
+    Severity,
+    SuggestedAction,
+)
+from callwarden.core.detectors.context import EventContext
+from callwarden.core.detectors.windows import ONE_DAY, ONE_HOUR, LruMap, SlidingSum
+from callwarden.core.usage.record import CallRecord, UsageKind, UsageRecord
+
+__all__ = ["PumpingDetector", "PumpingParams"]
+
+
+@dataclass(frozen=True, slots=True)
+class PumpingParams:
+    """Thresholds of :class:`PumpingDetector` (engineering defaults; tune in observe mode)."""
+
+    range_digits: int = 7
+    min_range_minutes: float = 120
+    range_share: float = 0.5
+    high_cost_per_minute: float = 0.05
+    new_number_s: int = 86_400
+    new_number_minutes: float = 60
+    new_number_calls: int = 10
+    max_sources: int = 3
+
+
+class _Range:
+    __slots__ = ("evidence", "minutes")
+
+    def __init__(self, evidence: Evidence) -> None:
+        self.minutes = SlidingSum(ONE_HOUR)
+        self.evidence = evidence
+
+
+class _Number:
+    """What is known of a number since it was first seen: calls, minutes, a few callers."""
+
+    __slots__ = ("calls", "evidence", "first", "minutes", "sources")
+
+    def __init__(self) -> None:
+        self.first = -1.0
+        self.calls = 0
+        self.minutes = 0.0
+        self.sources: list[str] = []
+        self.evidence: list[str] = []
+
+
+class PumpingDetector(Detector[PumpingParams]):
+    """Minutes concentrated on costly ranges; sudden volume to numbers with no history."""
+
+    id: ClassVar[str] = "pumping"
+    clause_ids: ClassVar[tuple[str, ...]] = ("FRD-5",)
+    kinds: ClassVar[frozenset[UsageKind]] = frozenset({UsageKind.CALL})
+    params_type: ClassVar[type] = PumpingParams
+
+    def __init__(self, params: PumpingParams | None = None, **bounds: int) -> None:
+        super().__init__(params or PumpingParams(), **bounds)
+        self._tenant_minutes: LruMap[str, SlidingSum] = LruMap(
+            lambda: SlidingSum(ONE_HOUR), self.max_keys
+        )
+        self._ranges: LruMap[tuple[str, str], _Range] = LruMap(
+            lambda: _Range(self._evidence()), self.max_keys
+        )
+        self._numbers: LruMap[tuple[str, str], _Number] = LruMap(_Number, self.max_keys)
+
+    def observe(
+        self, event: UsageRecord, ctx: EventContext, params: PumpingParams | None = None
+    ) -> list[DetectorFinding]:
+        """Add an answered call's minutes to its range and number; check both rules."""
+        if not isinstance(event, CallRecord):
+            return []
+        p = params or self.params
+        findings: list[DetectorFinding] = []
+        outbound = event.direction is Direction.OUTBOUND
+        number = event.callee
+        if outbound:
+            callee = ctx.callee
+            if callee is None or callee.e164 is None or callee.is_emergency:
+                return findings
+            number = callee.e164
+        seen = self._numbers.get((ctx.tenant.tenant_id, number))
+        if seen.first < 0:
+            seen.first = ctx.at
+        if event.duration_s == 0:
+            return findings
+        minutes = event.duration_s / 60
+        if outbound:
+            self._concentration(event, ctx, p, number, minutes, findings)
+        if ctx.at - seen.first < p.new_number_s:
+            source = (event.user_id or event.caller or "") if outbound else (event.caller or "")
+            self._sudden(event, ctx, p, seen, number, source, minutes, outbound, findings)
+        return findings
+
+    def _concentration(
+        self,
+        event: CallRecord,
+        ctx: EventContext,
+        p: PumpingParams,
+        e164: str,
+        minutes: float,
+        findings: list[DetectorFinding],
+    ) -> None:
+        tenant = ctx.tenant.tenant_id
+        at = ctx.at
+        total = self._tenant_minutes.get(tenant).add(at, minutes)
+        price = ctx.rate_per_minute
+        if not (ctx.high_risk_type or (price is not None and price >= p.high_cost_per_minute)):
+            return  # only costly ranges are followed
+        prefix = e164[1 : 1 + p.range_digits]
+        state = self._ranges.get((tenant, prefix))
+        state.evidence.add(event.call_id)
+        on_range = state.minutes.add(at, minutes)
+        if on_range < p.min_range_minutes or on_range < p.range_share * total:
+            return
+        share = on_range / total
+        severity = Severity.CRITICAL if on_range >= 3 * p.min_range_minutes else Severity.HIGH
+        if not self.dedup.allow(("range", tenant, prefix), at, ONE_HOUR.span_s, severity):
+            return
+        findings.append(
+            self.finding(
+                ctx,
+                key_kind=KeyKind.DESTINATION,
+                key=f"+{prefix}",
+                severity=severity,
+                window=ONE_HOUR.name,
+                statistic="minutes_to_range",
+                value=round(on_range, 2),
+                threshold=p.min_range_minutes,
+                summary=(
+                    f"{on_range:.0f} minutes in 60m ({share:.0%} of the tenant's) went to the "
+                    f"costly range +{prefix}"
+                ),
+                evidence=state.evidence.ids(),
+                action=SuggestedAction.BLOCK_PREFIX,
+            )
+        )
+
+    def _sudden(
+        self,
+        event: CallRecord,
+        ctx: EventContext,
+        p: PumpingParams,
+        seen: _Number,
+        number: str,
+        source: str,
+        minutes: float,
+        outbound: bool,
+        findings: list[DetectorFinding],
+    ) -> None:
+        seen.calls += 1
+        seen.minutes += minutes
+        sources = seen.sources
+        if source not in sources and len(sources) <= p.max_sources:
+            sources.append(source)
+        evidence = seen.evidence
+        evidence.append(event.call_id)
+        if len(evidence) > 2 * self.max_evidence:
+            del evidence[: -self.max_evidence]
+        if seen.calls < p.new_number_calls or seen.minutes < p.new_number_minutes:
+            return
+        if len(sources) > p.max_sources:
+            return
+        tenant = ctx.tenant.tenant_id
+        severity = Severity.HIGH
+        if not self.dedup.allow(("number", tenant, number), ctx.at, p.new_number_s, severity):
+            return
+        findings.append(
+            self.finding(
+                ctx,
+                key_kind=KeyKind.NUMBER,
+                key=number,
+                severity=severity,
+                window=ONE_DAY.name,
+                statistic="minutes_to_new_number",
+                value=round(seen.minutes, 2),
+                threshold=p.new_number_minutes,
+                summary=(
+                    f"{seen.minutes:.0f} minutes in {seen.calls} calls "
+                    f"{'to' if outbound else 'on'} {number} within a day of its first call, "
+                    f"from {len(sources)} caller(s)"
+                ),
+                evidence=tuple(evidence),
+                action=SuggestedAction.BLOCK_PREFIX if outbound else SuggestedAction.THROTTLE,
+            )
+        )
+
+    def state_size(self) -> int:
+        """Keys, buckets, sources and evidence ids held."""
+        size = len(self._tenant_minutes) + len(self._ranges) + len(self._numbers)
+        size += self.dedup.size()
+        for sums in self._tenant_minutes.values():
+            size += sums.size()
+        for state in self._ranges.values():
+            size += state.minutes.size() + state.evidence.size()
+        for number in self._numbers.values():
+            size += len(number.sources) + len(number.evidence)
+        return size

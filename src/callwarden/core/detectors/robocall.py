@@ -1,0 +1,163 @@
+"""Robocall signature: many attempts, very short calls, low answer rate, many distinct
+destinations, uniform durations (DIA-2).
+
+Rule
+----
+Per caller number (else user, else tenant) over 60 minutes, as ClearIP's robocalling trigger
+counts calls per calling number over 60 minutes (shared research, telecom anchors section 6.3),
+with at least ``min_attempts`` outbound attempts, four signals are checked:
+
+1. *low answer rate*: answered / attempts at most ``max_answer_rate``;
+2. *very short calls*: among at least ``min_answered`` answered calls, a share of
+   ``short_share`` or more lasting ``short_s`` seconds or less;
+3. *many distinct destinations*: distinct numbers at least ``distinct_share`` of the attempts;
+4. *uniform durations*: among at least ``min_answered`` answered calls, a coefficient of
+   variation of their durations at most ``uniform_cv`` (one recorded message, played to the
+   end or hung up on at once).
+
+Three signals raise a high finding (suggested action: throttle); all four a critical one
+(suspend the number, or the user). The numbers are engineering defaults to tune per tenant in
+observe mode.
+
+Benign look-alike: a legitimate large campaign dials many distinct numbers, but a fair share
+answers and agents talk for very different lengths: one or two signals, no finding.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar, Final
+
+from callwarden.core.admission.attempt import Direction
+from callwarden.core.detectors.base import (
+    Detector,
+    DetectorFinding,
+    Evidence,
+    KeyKind,
+    Severity,
+    SuggestedAction,
+)
+from callwarden.core.detectors.context import EventContext
+from callwarden.core.detectors.windows import ONE_HOUR, LruMap, SlidingDistinct, SlidingTotals
+from callwarden.core.usage.record import CallRecord, UsageKind, UsageRecord
+
+__all__ = ["RobocallDetector", "RobocallParams"]
+
+_DISTINCT_CAP: Final[int] = 512
+
+
+@dataclass(frozen=True, slots=True)
+class RobocallParams:
+    """Thresholds of :class:`RobocallDetector` (see the module docstring)."""
+
+    min_attempts: int = 200
+    max_answer_rate: float = 0.2
+    min_answered: int = 10
+    short_s: int = 6
+    short_share: float = 0.6
+    distinct_share: float = 0.9
+    uniform_cv: float = 0.2
+
+
+class _Caller:
+    __slots__ = ("destinations", "evidence", "totals")
+
+    def __init__(self, evidence: Evidence) -> None:
+        # attempts, answered, very short answered, seconds, seconds squared
+        self.totals = SlidingTotals(ONE_HOUR, 5)
+        self.destinations: SlidingDistinct[str] = SlidingDistinct(ONE_HOUR, cap=_DISTINCT_CAP)
+        self.evidence = evidence
+
+
+class RobocallDetector(Detector[RobocallParams]):
+    """Attempts, answer rate, short calls, distinct destinations and duration spread per caller."""
+
+    id: ClassVar[str] = "robocall"
+    clause_ids: ClassVar[tuple[str, ...]] = ("DIA-2",)
+    kinds: ClassVar[frozenset[UsageKind]] = frozenset({UsageKind.CALL})
+    params_type: ClassVar[type] = RobocallParams
+
+    def __init__(self, params: RobocallParams | None = None, **bounds: int) -> None:
+        super().__init__(params or RobocallParams(), **bounds)
+        self._callers: LruMap[tuple[str, str], _Caller] = LruMap(
+            lambda: _Caller(self._evidence()), self.max_keys
+        )
+
+    def observe(
+        self, event: UsageRecord, ctx: EventContext, params: RobocallParams | None = None
+    ) -> list[DetectorFinding]:
+        """Update the caller's hour; raise when the robocall signature shows."""
+        if not isinstance(event, CallRecord) or event.direction is not Direction.OUTBOUND:
+            return []
+        p = params or self.params
+        tenant = ctx.tenant.tenant_id
+        if event.caller:
+            key_kind, key = KeyKind.NUMBER, event.caller
+        elif event.user_id:
+            key_kind, key = KeyKind.USER, event.user_id
+        else:
+            key_kind, key = KeyKind.TENANT, tenant
+        state = self._callers.get((tenant, key))
+        at = ctx.at
+        d = event.duration_s
+        answered = event.answered_at is not None
+        attempts, n, short, s, s2 = state.totals.add(
+            at, (1, 1, 1 if d <= p.short_s else 0, d, d * d) if answered else (1, 0, 0, 0, 0)
+        )
+        distinct = state.destinations.add(at, event.callee)
+        if answered and d > p.short_s:
+            return []
+        state.evidence.add(event.call_id)
+        if attempts < p.min_attempts:
+            return []
+        signals: list[str] = []
+        rate = n / attempts
+        if rate <= p.max_answer_rate:
+            signals.append(f"answer rate {rate:.0%}")
+        if n >= p.min_answered:
+            if short / n >= p.short_share:
+                signals.append(f"{short / n:.0%} of answered calls {p.short_s} s or less")
+            mean = s / n
+            cv = math.sqrt(max(s2 / n - mean * mean, 0.0)) / mean if mean > 0 else 0.0
+            if cv <= p.uniform_cv:
+                signals.append(f"uniform durations (variation {cv:.2f})")
+        if distinct >= min(p.distinct_share * attempts, _DISTINCT_CAP):
+            signals.append(f"{distinct} distinct numbers")
+        if len(signals) < 3:
+            return []
+        critical = len(signals) == 4
+        severity = Severity.CRITICAL if critical else Severity.HIGH
+        if not self.dedup.allow(("robocall", tenant, key), at, ONE_HOUR.span_s, severity):
+            return []
+        if not critical:
+            action = SuggestedAction.THROTTLE
+        elif key_kind is KeyKind.NUMBER:
+            action = SuggestedAction.SUSPEND_NUMBER
+        elif key_kind is KeyKind.USER:
+            action = SuggestedAction.SUSPEND_USER
+        else:
+            action = SuggestedAction.THROTTLE
+        return [
+            self.finding(
+                ctx,
+                key_kind=key_kind,
+                key=key,
+                severity=severity,
+                window=ONE_HOUR.name,
+                statistic="attempts",
+                value=attempts,
+                threshold=p.min_attempts,
+                summary=f"robocall signature over {int(attempts)} attempts in 60m: "
+                + "; ".join(signals),
+                evidence=state.evidence.ids(),
+                action=action,
+            )
+        ]
+
+    def state_size(self) -> int:
+        """Keys, buckets, destinations and evidence ids held."""
+        size = len(self._callers) + self.dedup.size()
+        for state in self._callers.values():
+            size += state.totals.size() + state.destinations.size() + state.evidence.size()
+        return size

@@ -1,0 +1,155 @@
+"""Sequential number-range dialing: scanning a block of numbers one after another (DIA-5).
+
+Rule
+----
+Per source (user, else caller number, else tenant), calls and messages are followed as *runs*:
+a number within ``max_step`` above or below the last number of a run (same length) extends it;
+any other number starts a new run. Up to ``max_runs`` runs are followed at once per source, so
+a dialer scanning several blocks in parallel, or interleaving other calls, is still seen; a run
+left untouched for ``gap_s`` seconds ends. A run of ``warn_run`` numbers raises a medium
+finding, of ``block_run`` a high one suggesting throttling. The defaults, 10 and 30, are the
+research table's warning and block levels for range scanning; the UK regulator counts number
+scanning as persistent misuse outright (shared research, compliance rules sections 3.6 and 1.3).
+
+Benign look-alike: a calling list sorted by number, whose numbers are far apart, or repeated
+calls to one number, never make a run.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import ClassVar
+
+from callwarden.core.detectors.base import (
+    Detector,
+    DetectorFinding,
+    Evidence,
+    KeyKind,
+    Severity,
+    SuggestedAction,
+)
+from callwarden.core.detectors.context import EventContext
+from callwarden.core.detectors.windows import ONE_HOUR, LruMap
+from callwarden.core.usage.record import (
+    CallRecord,
+    Direction,
+    MessageRecord,
+    UsageKind,
+    UsageRecord,
+)
+
+__all__ = ["SequentialDialingDetector", "SequentialParams"]
+
+
+@dataclass(frozen=True, slots=True)
+class SequentialParams:
+    """Thresholds of :class:`SequentialDialingDetector` (see the module docstring)."""
+
+    max_step: int = 3
+    warn_run: int = 10
+    block_run: int = 30
+    gap_s: int = 3_600
+    max_runs: int = 8
+
+
+class _Source:
+    __slots__ = ("evidence", "runs")
+
+    def __init__(self, evidence: Evidence) -> None:
+        # last number of a run -> [length, last seen]
+        self.runs: OrderedDict[int, list[float]] = OrderedDict()
+        self.evidence = evidence
+
+
+class SequentialDialingDetector(Detector[SequentialParams]):
+    """Runs of consecutive numbers dialled by one source."""
+
+    id: ClassVar[str] = "sequential"
+    clause_ids: ClassVar[tuple[str, ...]] = ("DIA-5",)
+    kinds: ClassVar[frozenset[UsageKind]] = frozenset({UsageKind.CALL, UsageKind.MESSAGE})
+    params_type: ClassVar[type] = SequentialParams
+
+    def __init__(self, params: SequentialParams | None = None, **bounds: int) -> None:
+        super().__init__(params or SequentialParams(), **bounds)
+        self._sources: LruMap[tuple[str, str], _Source] = LruMap(
+            lambda: _Source(self._evidence()), self.max_keys
+        )
+
+    def observe(
+        self, event: UsageRecord, ctx: EventContext, params: SequentialParams | None = None
+    ) -> list[DetectorFinding]:
+        """Extend or start a run with the dialled number; raise at the run thresholds."""
+        if isinstance(event, CallRecord):
+            item_id, presented = event.call_id, event.caller
+        elif isinstance(event, MessageRecord):
+            item_id, presented = event.message_id, event.sender
+        else:
+            return []
+        if event.direction is not Direction.OUTBOUND:
+            return []
+        callee = ctx.callee
+        if callee is None or callee.e164 is None or callee.is_emergency:
+            return []
+        p = params or self.params
+        number = int(callee.e164[1:])
+        tenant = ctx.tenant.tenant_id
+        if event.user_id:
+            key_kind, key = KeyKind.USER, event.user_id
+        elif presented:
+            key_kind, key = KeyKind.NUMBER, presented
+        else:
+            key_kind, key = KeyKind.TENANT, tenant
+        state = self._sources.get((tenant, key))
+        runs = state.runs
+        at = ctx.at
+        length = 1.0
+        if number in runs:
+            runs[number][1] = at
+            runs.move_to_end(number)
+            return []
+        for step in range(1, p.max_step + 1):
+            for previous in (number - step, number + step):
+                run = runs.get(previous)
+                if run is not None and at - run[1] < p.gap_s:
+                    del runs[previous]
+                    length = run[0] + 1
+                    break
+            else:
+                continue
+            break
+        runs[number] = [length, at]
+        if len(runs) > p.max_runs:
+            runs.popitem(last=False)
+        if length < 2:
+            return []
+        state.evidence.add(item_id)
+        if length < p.warn_run:
+            return []
+        severity = Severity.HIGH if length >= p.block_run else Severity.MEDIUM
+        if not self.dedup.allow(("run", tenant, key), at, ONE_HOUR.span_s, severity):
+            return []
+        return [
+            self.finding(
+                ctx,
+                key_kind=key_kind,
+                key=key,
+                severity=severity,
+                window=ONE_HOUR.name,
+                statistic="sequential_run",
+                value=length,
+                threshold=p.block_run if severity is Severity.HIGH else p.warn_run,
+                summary=f"{int(length)} consecutive numbers dialled up to {callee.e164}",
+                evidence=state.evidence.ids(),
+                action=SuggestedAction.THROTTLE
+                if severity is Severity.HIGH
+                else SuggestedAction.NONE,
+            )
+        ]
+
+    def state_size(self) -> int:
+        """Keys, runs and evidence ids held."""
+        size = len(self._sources) + self.dedup.size()
+        for state in self._sources.values():
+            size += len(state.runs) + state.evidence.size()
+        return size
