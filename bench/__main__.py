@@ -9,7 +9,17 @@ import importlib
 def main() -> int:
     """Run the benchmarks that exist, each with its default settings."""
     status = 0
-    for name in ("bench.admission", "bench.counters", "bench.rating"):
+    for name in (
+        "bench.admission",
+        "bench.counters",
+        "bench.rating",
+        "bench.usage_normalise",
+        "bench.usage",
+        "bench.stream",
+        "bench.sip_redirect",
+        "bench.kamailio",
+        "bench.detectors",
+    ):
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import os
 import re
 import secrets
@@ -50,6 +51,7 @@ from callwarden.core.numbering import default_numbering_plan
 from callwarden.core.prefixes import PrefixList
 
 HERE = Path(__file__).resolve().parent
+RATED_CALLER = "+442079460001"
 BENCH_LIMITS = PlanLimits(
     concurrent_calls_per_tenant=10_000_000,
     concurrent_calls_per_user=10_000_000,
@@ -157,7 +159,41 @@ def _seeded_platform(db: Path, counters_url: str):  # type: ignore[no-untyped-de
     return platform, tenant.id, user.id, key
 
 
-async def _service_rate(platform, tenant_id: str, user_id: str, seconds: float) -> float:  # type: ignore[no-untyped-def]
+def _rated_tenant(platform):  # type: ignore[no-untyped-def]
+    """A second tenant like the first on a plan with a monthly charge limit (LIM-1) and a rate
+    deck of 10,000 prefixes: every call is priced, reserved and held against the limit."""
+    from callwarden.core.model import Billing, NumberOwnership, UserRole
+    from callwarden.services.governance import SYSTEM
+
+    gov = platform.governance
+    plan = gov.create_plan(
+        SYSTEM,
+        name="Bench rated",
+        billing=Billing.METERED,
+        channels=[Channel.VOICE],
+        currency="EUR",
+        limits=dataclasses.replace(BENCH_LIMITS, monthly_charge_limit_minor=10**13),
+    )
+    tenant = gov.create_tenant(
+        SYSTEM, name="Bench rated", country="GB", timezone="Europe/London", plan_id=plan.id
+    )
+    gov.add_order(SYSTEM, tenant.id, seat_limit=10)
+    user = gov.create_user(
+        SYSTEM, tenant.id, email="agent@rated.example", display_name="R", role=UserRole.AGENT
+    )
+    gov.activate_user(SYSTEM, tenant.id, user.id)
+    gov.add_number(SYSTEM, tenant.id, e164=RATED_CALLER, ownership=NumberOwnership.OWNED)
+    rows = ["prefix,description,rate,connection fee,increments,effective date,currency"]
+    rows += [f"44{i:04d},UK {i},0.0{i % 90 + 10},0,60/60,2020-01-01,EUR" for i in range(10_000)]
+    deck = platform.rating.create_deck(SYSTEM, name="Bench retail", currency="EUR")
+    platform.rating.import_rates(SYSTEM, deck.id, rows)
+    platform.rating.assign(SYSTEM, "plan", plan.id, deck.id)
+    return tenant.id, user.id
+
+
+async def _service_rate(  # type: ignore[no-untyped-def]
+    platform, tenant_id: str, user_id: str, seconds: float, caller: str = "+442079460000"
+) -> float:
     admission = platform.admission
     n, start = 0, time.perf_counter()
     prefix = secrets.token_hex(4)
@@ -170,7 +206,7 @@ async def _service_rate(platform, tenant_id: str, user_id: str, seconds: float) 
                 at=time.time(),
                 tenant_id=tenant_id,
                 user_id=user_id,
-                caller="+442079460000",
+                caller=caller,
             )
         )
         n += 1
@@ -178,19 +214,27 @@ async def _service_rate(platform, tenant_id: str, user_id: str, seconds: float) 
 
 
 def bench_service(redis_url: str, repeats: int, seconds: float) -> dict[str, float]:
-    """Median decisions per second of the service, one at a time, per counters backend."""
+    """Median decisions per second of the service, one at a time, per counters backend, and
+    for a tenant whose calls are rated against a monthly charge limit (``rated``)."""
     out: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name, url in (("in-process", "memory://"), ("redis", redis_url)):
             platform, tenant, user, _ = _seeded_platform(Path(tmp) / f"{name}.db", url)
+            rated, rated_user = _rated_tenant(platform)
 
-            async def run(p=platform, t=tenant, u=user) -> list[float]:  # type: ignore[no-untyped-def]
+            async def run(p=platform, t=tenant, u=user, rt=rated, ru=rated_user):  # type: ignore[no-untyped-def]
                 await _service_rate(p, t, u, 0.3)  # warm-up: snapshot, scripts, caches
-                rates = [await _service_rate(p, t, u, seconds) for _ in range(repeats)]
+                await _service_rate(p, rt, ru, 0.3, RATED_CALLER)
+                plain, with_rating = [], []
+                for _ in range(repeats):  # interleaved, so noise hits both alike
+                    plain.append(await _service_rate(p, t, u, seconds))
+                    with_rating.append(await _service_rate(p, rt, ru, seconds, RATED_CALLER))
                 await p.aclose()
-                return rates
+                return plain, with_rating
 
-            out[name] = statistics.median(asyncio.run(run()))
+            plain, with_rating = asyncio.run(run())
+            out[name] = statistics.median(plain)
+            out[f"{name} rated"] = statistics.median(with_rating)
     return out
 
 
@@ -233,7 +277,14 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _admission_script(path: Path, key: str, tenant: str, user: str, delay_ms: float | None) -> None:
+def _admission_script(
+    path: Path,
+    key: str,
+    tenant: str,
+    user: str,
+    delay_ms: float | None,
+    caller: str = "+442079460000",
+) -> None:
     delay = f"function delay() return {delay_ms} end\n" if delay_ms else ""
     path.write_text(
         f"""-- generated by bench/admission.py
@@ -246,7 +297,7 @@ request = function()
   n = n + 1
   local body = string.format(
     '{{"call_id":"%s-%d@pbx","tenant_id":"{tenant}","user_id":"{user}",' ..
-    '"caller":"+442079460000","destination":"+4420794%05d"}}', prefix, n, n % 100000)
+    '"caller":"{caller}","destination":"+4420794%05d"}}', prefix, n, n % 100000)
   return wrk.format(nil, nil, nil, body)
 end
 {delay}"""
@@ -293,23 +344,35 @@ def bench_http(
         for name, url in (("in-process", "memory://"), ("redis", redis_url)):
             db = Path(tmp) / f"http-{name}.db"
             platform, tenant, user, key = _seeded_platform(db, "memory://")
+            rated, rated_user = _rated_tenant(platform)
             platform.close()
             script = Path(tmp) / f"{name}.lua"
+            rated_script = Path(tmp) / f"{name}-rated.lua"
             paced = Path(tmp) / f"{name}-paced.lua"
             _admission_script(script, key, tenant, user, None)
-            connections = 20
+            _admission_script(rated_script, key, rated, rated_user, None, RATED_CALLER)
+            # Many connections each pausing 50 ms between requests offer 2,000/s, with the
+            # answer's own latency a small part of each connection's cycle.
+            connections = 100
             _admission_script(paced, key, tenant, user, 1000.0 * connections / 2000.0)
             server = Server(db, url, server_cpu)
             try:
                 admission_url = server.base + "/v1/admission/calls"
                 wrk(admission_url, 2, 16, script, client_cpu)  # warm-up
                 wrk(server.base + "/healthz", 2, 16, None, client_cpu)
-                runs: dict[str, list[WrkResult]] = {"trivial": [], "admission": [], "paced": []}
+                wrk(admission_url, 2, 16, rated_script, client_cpu)  # loads the rate deck
+                runs: dict[str, list[WrkResult]] = {
+                    "trivial": [],
+                    "admission": [],
+                    "rated": [],
+                    "paced": [],
+                }
                 for _ in range(repeats):
                     runs["trivial"].append(
                         wrk(server.base + "/healthz", seconds, 16, None, client_cpu)
                     )
                     runs["admission"].append(wrk(admission_url, seconds, 16, script, client_cpu))
+                    runs["rated"].append(wrk(admission_url, seconds, 16, rated_script, client_cpu))
                     runs["paced"].append(
                         wrk(admission_url, seconds, connections, paced, client_cpu)
                     )
@@ -347,8 +410,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"pure pipeline, one core:            {pipeline:>10,.0f} decisions/s  (target >= 50,000)")
     service = bench_service(redis_url, repeats, min(seconds, 2.0))
     for name, rate in service.items():
-        print(f"service decide(), counters {name:<10} {rate:>8,.0f} decisions/s (one at a time)")
+        print(f"service decide(), counters {name:<16} {rate:>8,.0f} decisions/s (one at a time)")
     print(f"  ratio redis / in-process:          {service['redis'] / service['in-process']:.2f}")
+    for name in ("in-process", "redis"):
+        ratio = service[f"{name} rated"] / service[name]
+        print(f"  rating on / off, {name:<10}        {ratio:.2f}")
     if args.skip_http or shutil.which("wrk") is None:
         print("HTTP: skipped (--skip-http, or wrk is missing: apt-get install wrk)")
         return 0
@@ -356,11 +422,13 @@ def main(argv: list[str] | None = None) -> int:
         redis_url, repeats, seconds, pin=not args.no_pin and (os.cpu_count() or 1) > 1
     )
     for name, r in http.items():
-        t, a, p = r["trivial"], r["admission"], r["paced"]
+        t, a, rt, p = r["trivial"], r["admission"], r["rated"], r["paced"]
         print(f"HTTP, counters {name}:")
         print(f"  GET  /healthz (trivial)        {_line(t)}")
         print(f"  POST /v1/admission/calls       {_line(a)}")
         print(f"  ratio admission / trivial:     {a.rps / t.rps:.2f}  (target >= 0.70)")
+        print(f"  the same, calls rated (LIM-1)  {_line(rt)}")
+        print(f"  ratio rating on / off:         {rt.rps / a.rps:.2f}")
         print(f"  at offered 2,000/s:            {_line(p)}")
     ratio = http["redis"]["admission"].rps / http["in-process"]["admission"].rps
     print(f"HTTP admission, ratio redis / in-process: {ratio:.2f}  (target >= 0.50)")

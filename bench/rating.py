@@ -12,8 +12,17 @@ Prints, each figure the median of several repeats, on one core:
   dates), read from the open file. Baseline: ``csv.reader`` alone iterating the same file.
   Run twice: with prices drawn from a pool of 5,000 values (a real deck repeats its prices)
   and with every price distinct (the converters' caches cannot help).
+- ``import``: :meth:`RatingService.import_rates` of the same kind of generated deck (prices
+  from the pool) into a store, SQLite (a temporary file) and PostgreSQL (a temporary database
+  on the server at ``--postgres``): a first import into an empty deck, a second import of the
+  same file merged over it (every rate replaced), and loading the stored deck back into a
+  ``RateDeck`` for lookups. Baseline in the same run, alternated with each figure:
+  ``parse_rate_deck`` alone on the file, so the ratio is what storing adds to parsing. One run
+  of each (an import takes seconds), in wall-clock seconds and in this process's CPU seconds,
+  the steadier figure on a shared machine (for PostgreSQL it leaves out the server's work).
 
-Run: ``python -m bench.rating [--prefixes 100000] [--rows 1000000] [--repeats 5]``.
+Run: ``python -m bench.rating [--prefixes 100000] [--rows 1000000] [--repeats 5]
+[--import-rows 1000000] [--postgres URL | --no-postgres] [--only lookup|parse|import]``.
 """
 
 from __future__ import annotations
@@ -22,11 +31,15 @@ import argparse
 import csv
 import os
 import random
+import secrets
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+import psycopg
 
 from callwarden.core.ratedeck import parse_rate_deck
 from callwarden.core.rating import (
@@ -37,6 +50,11 @@ from callwarden.core.rating import (
     cost,
     make_rate,
 )
+from callwarden.platform import Platform
+from callwarden.services.governance import SYSTEM
+from callwarden.settings import Settings
+
+POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 AT = 1_750_000_000.0  # mid-2025: after every generated effective date
 DATES = ("2024-01-01", "2024-07-01", "2025-01-01")
@@ -227,18 +245,100 @@ def bench_parse(rows: int, repeats: int) -> None:
             )
 
 
+def timed(run: Callable[[], int]) -> tuple[float, float]:
+    """Wall-clock and process CPU seconds of one ``run`` (CPU time is the steadier figure on
+    a shared machine; for PostgreSQL it leaves out the server's share)."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    run()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+@contextmanager
+def postgres_database(admin_url: str) -> Iterator[str]:
+    """A new database on the PostgreSQL server, dropped afterwards; yields its URL."""
+    name = f"callwarden_bench_{secrets.token_hex(6)}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield admin_url.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def bench_import(rows: int, database_urls: dict[str, str], path: Path) -> None:
+    """Print import and load rates into each store against parse_rate_deck alone."""
+
+    def parse_only() -> int:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            return parse_rate_deck(handle, on_error="refuse").rows
+
+    for engine, url in database_urls.items():
+        platform = Platform.build(Settings(database_url=url))
+        try:
+            deck_id = platform.rating.create_deck(SYSTEM, name="bench", currency="USD").id
+
+            def import_once(deck_id: str = deck_id, platform: Platform = platform) -> int:
+                with path.open(newline="", encoding="utf-8-sig") as handle:
+                    result = platform.rating.import_rates(SYSTEM, deck_id, handle)
+                assert result.deck.rate_count == rows, result.deck
+                return result.rates_imported
+
+            def load(deck_id: str = deck_id, platform: Platform = platform) -> int:
+                with platform.store.transaction() as tx:
+                    loaded = tx.load_rate_deck(deck_id)
+                assert loaded is not None
+                return len(loaded)
+
+            print(f"{engine}: {rows:,}-row deck (wall s, and this process's CPU s)")
+            for label, subject in (
+                ("first import (empty deck)", import_once),
+                ("merged re-import (all replaced)", import_once),
+                ("load the stored deck", load),
+            ):
+                base_wall, base_cpu = timed(parse_only)
+                wall, cpu = timed(subject)
+                print(
+                    f"  {label:<32}{rows / wall:>9,.0f} rows/s  {wall:5.1f} s (CPU {cpu:4.1f} s); "
+                    f"parse alone {base_wall:4.1f} s (CPU {base_cpu:4.1f} s): "
+                    f"{wall / base_wall:4.1f}x its time, CPU {cpu / base_cpu:4.1f}x"
+                )
+        finally:
+            platform.close()
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run both benchmarks and print their figures."""
+    """Run the benchmarks and print their figures."""
     parser = argparse.ArgumentParser(prog="python -m bench.rating", description=__doc__)
     parser.add_argument("--prefixes", type=int, default=100_000)
     parser.add_argument("--lookups", type=int, default=200_000)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeats", type=int, default=7, help="lookup runs; parse runs half")
+    parser.add_argument("--import-rows", type=int, default=1_000_000)
+    parser.add_argument("--postgres", default=POSTGRES_ADMIN, help="server for the import run")
+    parser.add_argument("--no-postgres", action="store_true", help="import into SQLite only")
+    parser.add_argument(
+        "--only", choices=("lookup", "parse", "import"), help="run one benchmark of the three"
+    )
     args = parser.parse_args(argv)
-    print("== rating: RateDeck.lookup (one core) ==")
-    bench_lookup(args.prefixes, args.lookups, args.repeats)
-    print("\n== rating: parse_rate_deck ==")
-    bench_parse(args.rows, args.repeats)
+    if args.only in (None, "lookup"):
+        print("== rating: RateDeck.lookup (one core) ==")
+        bench_lookup(args.prefixes, args.lookups, args.repeats)
+    if args.only in (None, "parse"):
+        print("\n== rating: parse_rate_deck ==")
+        bench_parse(args.rows, args.repeats)
+    if args.only not in (None, "import"):
+        return 0
+    print("\n== rating: import into the store (RatingService.import_rates) ==")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "deck.csv"
+        write_deck(path, args.import_rows, False, random.Random(13))
+        urls = {"SQLite": f"sqlite:///{Path(tmp) / 'bench.db'}"}
+        if args.no_postgres:
+            bench_import(args.import_rows, urls, path)
+        else:
+            with postgres_database(args.postgres) as url:
+                bench_import(args.import_rows, {**urls, "PostgreSQL": url}, path)
     return 0
 
 

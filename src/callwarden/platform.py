@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from callwarden.adapters.counters import counters_from_url
 from callwarden.adapters.store.database import migrate
 from callwarden.adapters.store.sql import SqlStore
+from callwarden.adapters.store.usage import SqlUsageStore
+from callwarden.adapters.stream import stream_from_url
 from callwarden.core.counters import Counters
 from callwarden.core.numbering import default_numbering_plan
 from callwarden.services.access import AccessService
@@ -14,6 +16,10 @@ from callwarden.services.admission import AdmissionService
 from callwarden.services.admission_config import AdmissionConfigService
 from callwarden.services.audit import AuditService
 from callwarden.services.governance import GovernanceService
+from callwarden.services.rating import RatingService
+from callwarden.services.spend import MonthlySpend
+from callwarden.services.stream import UsageStream
+from callwarden.services.usage import UsageIngestion
 from callwarden.settings import Settings
 
 
@@ -29,6 +35,10 @@ class Platform:
     counters: Counters
     admission: AdmissionService
     admission_config: AdmissionConfigService
+    stream: UsageStream
+    rating: RatingService
+    usage: UsageIngestion
+    spend: MonthlySpend
 
     @classmethod
     def build(cls, settings: Settings, *, migrate_schema: bool = True) -> Platform:
@@ -39,10 +49,25 @@ class Platform:
         governance = GovernanceService(store)
         access = AccessService(governance, cache_ttl_s=settings.api_key_cache_ttl_s)
         counters = counters_from_url(settings.counters_url)
+        rating = RatingService(governance)
+        spend = MonthlySpend(counters, rating, store, lease_grace_s=settings.lease_grace_s)
         admission = AdmissionService(
-            store, counters, default_numbering_plan(), lease_grace_s=settings.lease_grace_s
+            store,
+            counters,
+            default_numbering_plan(),
+            lease_grace_s=settings.lease_grace_s,
+            spend=spend,
         )
         governance.listeners.append(admission)
+        stream = stream_from_url(
+            settings.nats_url,
+            stream_name=settings.nats_stream,
+            subject_prefix=settings.nats_subject_prefix,
+            max_deliver=settings.nats_max_deliver,
+            ack_wait_s=settings.nats_ack_wait_s,
+            max_age_s=settings.nats_max_age_s,
+            batch_size=settings.nats_batch_size,
+        )
         return cls(
             settings,
             store,
@@ -52,6 +77,16 @@ class Platform:
             counters,
             admission,
             AdmissionConfigService(governance),
+            stream,
+            rating=rating,
+            spend=spend,
+            usage=UsageIngestion(
+                SqlUsageStore(store.engine),
+                publisher=stream,
+                default_tz=settings.usage_default_tz,
+                batch_size=settings.usage_batch_size,
+                retention_days=settings.usage_retention_days,
+            ),
         )
 
     def close(self) -> None:
@@ -59,6 +94,7 @@ class Platform:
         self.store.dispose()
 
     async def aclose(self) -> None:
-        """Release the counters' connections and the database's."""
+        """Stop the usage stream, release the counters' connections and the database's."""
+        await self.stream.close()
         await self.counters.close()
         self.close()

@@ -99,6 +99,10 @@ def test_an_ordinary_call_passes_every_rule() -> None:
         ("GB", "9999"),
         ("US", "988"),
         ("DE", "116117"),
+        ("GB", "911"),
+        ("PL", "911"),
+        ("JP", "112"),
+        ("GB", "9911"),
     ],
 )
 def test_emergency_numbers_pass_for_a_suspended_tenant_and_user(country: str, number: str) -> None:

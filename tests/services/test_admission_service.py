@@ -6,6 +6,7 @@ import secrets
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import anyio
 import pytest
 import redis
 from tests.world import World, build_world
@@ -227,3 +228,20 @@ async def test_attempts_per_hour_pace_a_burst_over_the_rolling_hour(world: World
     # 3 per hour sustained: one slot frees 20 minutes after the burst, whatever the clock hour.
     assert not (await admission.decide(call(world, 8, at=T0 + 15 * 60))).admit
     assert (await admission.decide(call(world, 9, at=T0 + 21 * 60))).admit
+
+
+async def test_a_burst_for_a_cold_tenant_reads_its_snapshot_once(world: World) -> None:
+    admission = world.platform.admission
+    admission.all_changed()
+    loads: list[str] = []
+    original = admission.load_snapshot
+
+    def counting(tenant_id: str):  # type: ignore[no-untyped-def]
+        loads.append(tenant_id)
+        return original(tenant_id)
+
+    admission.load_snapshot = counting  # type: ignore[method-assign]
+    async with anyio.create_task_group() as tasks:
+        for n in range(20):
+            tasks.start_soon(admission.decide, call(world, n))
+    assert loads == [world.tenants[0]]

@@ -95,6 +95,7 @@ class PlanLimits:
     calls_per_destination_per_day: int | None = 10
     max_call_duration_s: int | None = 14_400
     monthly_charge_limit_minor: int | None = None
+    monthly_charge_soft_limit_minor: int | None = None
     allow_withheld_caller_id: bool = False
     allowed_countries: tuple[str, ...] | None = None
     blocked_number_types: tuple[str, ...] = (
@@ -120,7 +121,11 @@ class Plan:
 
 @dataclass(frozen=True, slots=True)
 class Tenant:
-    """A business customer of the provider: one contact center."""
+    """A business customer of the provider: one contact center.
+
+    The two charge limits, in minor units of the plan's currency, replace the plan's for this
+    tenant when set (LIM-1 hard, LIM-3 alerting soft limit); ``None`` keeps the plan's.
+    """
 
     id: str
     name: str
@@ -130,6 +135,8 @@ class Tenant:
     status: TenantStatus
     suspension: Suspension | None
     created_at: datetime
+    monthly_charge_limit_minor: int | None = None
+    monthly_charge_soft_limit_minor: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

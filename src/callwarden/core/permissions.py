@@ -32,6 +32,10 @@ class Permission(StrEnum):
     AUDIT_READ = "audit:read"
     OVERRIDE = "override"
     ADMISSION = "admission"
+    USAGE_READ = "usage:read"
+    USAGE_WRITE = "usage:write"
+    RATE_DECKS_READ = "rate_decks:read"
+    RATE_DECKS_WRITE = "rate_decks:write"
 
 
 _P = Permission
@@ -47,6 +51,8 @@ GRANTS: dict[UserRole, frozenset[Permission]] = {
             _P.TRUNKS_READ,
             _P.KEYS_WRITE,
             _P.AUDIT_READ,
+            _P.USAGE_READ,
+            _P.USAGE_WRITE,
         }
     ),
     UserRole.SUPERVISOR: frozenset({_P.TENANTS_READ, _P.USERS_READ, _P.NUMBERS_READ}),
@@ -59,6 +65,7 @@ GRANTS: dict[UserRole, frozenset[Permission]] = {
             _P.NUMBERS_READ,
             _P.TRUNKS_READ,
             _P.AUDIT_READ,
+            _P.USAGE_READ,
         }
     ),
 }

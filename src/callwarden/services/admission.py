@@ -18,6 +18,7 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import Protocol
 
+import anyio
 import anyio.to_thread
 
 from callwarden.core.admission.attempt import CallAttempt, Direction
@@ -38,7 +39,9 @@ from callwarden.core.limits import Rate
 from callwarden.core.model import PlanLimits
 from callwarden.core.numbering import NumberingPlan
 from callwarden.core.prefixes import PrefixList
+from callwarden.core.spend import SpendLimits
 from callwarden.services.ports import Store
+from callwarden.services.spend import SpendHold
 
 log = logging.getLogger("callwarden.admission")
 
@@ -58,25 +61,45 @@ class CallEvent(StrEnum):
 
 
 class SpendGate(Protocol):
-    """The seam for charge limits (LIM-1, LIM-3): how long the budget lets this call last.
+    """The seam for charge limits (LIM-1, LIM-3), filled by
+    :class:`callwarden.services.spend.MonthlySpend`.
 
-    Returns the affordable duration in seconds (None: no spend limit applies) or a refusing
-    finding when nothing is affordable.
+    ``reserve`` holds the call's budget when it starts and says how long the budget lets it
+    last (or refuses); ``release`` gives the budget back when a later rule refuses the attempt;
+    ``settle`` prices the call when it ends.
     """
 
-    async def max_duration(
-        self, attempt: CallAttempt, snapshot: TenantSnapshot, verdict: Verdict
-    ) -> int | Finding | None: ...
+    async def reserve(
+        self, attempt: CallAttempt, snap: TenantSnapshot, verdict: Verdict, cap_s: int | None
+    ) -> SpendHold | Finding: ...
+
+    async def release(self, tenant_id: str, call_id: str) -> None: ...
+
+    async def settle(
+        self, snap: TenantSnapshot | None, tenant_id: str, call_id: str, duration_s: float | None
+    ) -> tuple[str, ...]: ...
 
 
 class NoSpendLimit:
-    """The default spend gate: no charge limit is enforced."""
+    """The spend gate when no rating is wired in: no charge limit is enforced."""
 
-    async def max_duration(
-        self, attempt: CallAttempt, snapshot: TenantSnapshot, verdict: Verdict
-    ) -> int | Finding | None:
+    async def reserve(
+        self, attempt: CallAttempt, snap: TenantSnapshot, verdict: Verdict, cap_s: int | None
+    ) -> SpendHold | Finding:
         """No limit from spend."""
-        return None
+        return _NO_HOLD
+
+    async def release(self, tenant_id: str, call_id: str) -> None:
+        """Nothing was held."""
+
+    async def settle(
+        self, snap: TenantSnapshot | None, tenant_id: str, call_id: str, duration_s: float | None
+    ) -> tuple[str, ...]:
+        """Nothing to settle."""
+        return ()
+
+
+_NO_HOLD = SpendHold()
 
 
 @dataclass
@@ -114,6 +137,7 @@ class AdmissionService:
         self._feed_seq: int | None = None
         self._lock = threading.Lock()
         self._plans = _CounterPlanCache()
+        self._loading: dict[str, anyio.Event] = {}
 
     # -- change listener -----------------------------------------------------------------------
     def tenant_changed(self, tenant_id: str) -> None:
@@ -171,6 +195,18 @@ class AdmissionService:
                 users=tx.user_states(tenant.id),
                 numbers=tx.number_states(tenant.id),
                 policies=policies,
+                plan_id=plan.id,
+                timezone=tenant.timezone,
+                currency=plan.currency,
+                charge_limits=SpendLimits(
+                    hard_minor=_either(
+                        tenant.monthly_charge_limit_minor, plan.limits.monthly_charge_limit_minor
+                    ),
+                    soft_minor=_either(
+                        tenant.monthly_charge_soft_limit_minor,
+                        plan.limits.monthly_charge_soft_limit_minor,
+                    ),
+                ),
             )
 
     def _load_globals(self) -> tuple[TrunkIndex, PrefixList]:
@@ -180,10 +216,23 @@ class AdmissionService:
     async def _snapshot(self, tenant_id: str) -> TenantSnapshot | None:
         if tenant_id in self._snapshots:
             return self._snapshots[tenant_id]
-        snap = await anyio.to_thread.run_sync(self.load_snapshot, tenant_id)
-        with self._lock:
-            self._snapshots[tenant_id] = snap
-        return snap
+        # One load per tenant at a time: a burst of attempts for a cold tenant waits for the
+        # first one's load instead of each reading the store.
+        loading = self._loading.get(tenant_id)
+        if loading is None:
+            loading = self._loading[tenant_id] = anyio.Event()
+            try:
+                snap = await anyio.to_thread.run_sync(self.load_snapshot, tenant_id)
+                with self._lock:
+                    self._snapshots[tenant_id] = snap
+                return snap
+            finally:
+                del self._loading[tenant_id]
+                loading.set()
+        await loading.wait()
+        if tenant_id in self._snapshots:
+            return self._snapshots[tenant_id]
+        return await self._snapshot(tenant_id)  # dropped by a change meanwhile: load it again
 
     async def _globals(self) -> tuple[TrunkIndex, PrefixList]:
         trunks, high_risk = self._trunks, self._high_risk
@@ -212,22 +261,24 @@ class AdmissionService:
             return admitted(None, emergency=True)
         if verdict.blocking is not None:
             return refused(verdict.blocking, observed=verdict.observed, warnings=verdict.warnings)
-        limits = snap.limits
-        spend = await self.spend.max_duration(attempt, snap, verdict)
-        if isinstance(spend, Finding):
-            return refused(spend, observed=verdict.observed, warnings=verdict.warnings)
-        caps = [d for d in (limits.max_call_duration_s, spend) if d is not None]
-        max_duration = min(caps) if caps else None
+        cap = snap.limits.max_call_duration_s
+        hold = await self.spend.reserve(attempt, snap, verdict, cap)
+        if isinstance(hold, Finding):
+            return refused(hold, observed=verdict.observed, warnings=verdict.warnings)
+        max_duration = cap
+        if hold.max_duration_s is not None:
+            max_duration = hold.max_duration_s if cap is None else min(cap, hold.max_duration_s)
         outcome = await self._counter_rules(attempt, snap, verdict, max_duration)
-        observed = (*verdict.observed, *outcome.observed)
-        warnings = (*verdict.warnings, *outcome.warnings)
+        observed = (*verdict.observed, *hold.observed, *outcome.observed)
+        warnings = (*verdict.warnings, *hold.warnings, *outcome.warnings)
+        degraded = outcome.degraded or hold.degraded
         if outcome.blocking is not None:
+            if hold is not _NO_HOLD:
+                await self.spend.release(snap.tenant_id, attempt.call_id)
             return refused(
-                outcome.blocking, degraded=outcome.degraded, warnings=warnings, observed=observed
+                outcome.blocking, degraded=degraded, warnings=warnings, observed=observed
             )
-        return admitted(
-            max_duration, degraded=outcome.degraded, warnings=warnings, observed=observed
-        )
+        return admitted(max_duration, degraded=degraded, warnings=warnings, observed=observed)
 
     def _leased_number(
         self, attempt: CallAttempt, snap: TenantSnapshot, verdict: Verdict
@@ -359,10 +410,18 @@ class AdmissionService:
 
     # -- call events ---------------------------------------------------------------------------
     async def call_event(
-        self, call_id: str, event: CallEvent, *, tenant_id: str | None, source_ip: str | None
+        self,
+        call_id: str,
+        event: CallEvent,
+        *,
+        tenant_id: str | None,
+        source_ip: str | None,
+        duration_s: float | None = None,
     ) -> bool:
-        """Apply a call's progress or end: answered renews its leases, an end releases exactly
-        what it holds. Repeated events are harmless; returns whether anything changed."""
+        """Apply a call's progress or end: answered renews its leases; an end releases exactly
+        what it holds and settles its cost (``duration_s`` of talk time for ``ended``; failed
+        and cancelled calls cost nothing). Repeated events are harmless; returns whether
+        anything changed."""
         if tenant_id is None and source_ip is not None:
             trunks, _ = await self._globals()
             tenant_id = trunks.tenant_for(source_ip)
@@ -374,7 +433,16 @@ class AdmissionService:
             return await self.counters.renew_leases(
                 tenant_id, call_id, self._lease_ttl(max_duration), self.clock()
             )
-        return await self.counters.release_leases(tenant_id, call_id, self.clock())
+        released = await self.counters.release_leases(tenant_id, call_id, self.clock())
+        snap = await self._snapshot(tenant_id)
+        talk = duration_s if event is CallEvent.ENDED else 0.0
+        await self.spend.settle(snap, tenant_id, call_id, talk)
+        return released
+
+
+def _either(own: int | None, inherited: int | None) -> int | None:
+    """A tenant's own setting, else its plan's."""
+    return own if own is not None else inherited
 
 
 def _active(policy: RulePolicy, dest_e164: str | None, user_id: str | None) -> RulePolicy | None:

@@ -296,6 +296,36 @@ class GovernanceService:
         self._changed(tenant_id)
         return updated
 
+    def set_charge_limits(
+        self, by: Principal, tenant_id: str, *, hard_minor: int | None, soft_minor: int | None
+    ) -> Tenant:
+        """Give a tenant its own monthly charge limits (LIM-1 hard, LIM-3 soft), in minor units
+        of its plan's currency; None keeps the plan's. Operator only, audited."""
+        authorize(by, Permission.PLANS_WRITE)
+        for name, value in (("hard_minor", hard_minor), ("soft_minor", soft_minor)):
+            if value is not None and (type(value) is not int or value < 0):
+                raise InvalidInput(f"{name} must be an integer >= 0 or null", field=name)
+        with self.store.transaction() as tx:
+            tenant = self._tenant(tx, tenant_id)
+            updated = dataclasses.replace(
+                tenant,
+                monthly_charge_limit_minor=hard_minor,
+                monthly_charge_soft_limit_minor=soft_minor,
+            )
+            tx.save_tenant(updated)
+            self._audit(
+                tx,
+                by,
+                "tenant.charge_limits",
+                "tenant",
+                tenant_id,
+                tenant_id,
+                clause_ids=("LIM-1", "LIM-3"),
+                details={"hard_minor": hard_minor, "soft_minor": soft_minor},
+            )
+        self._changed(tenant_id)
+        return updated
+
     def suspend_tenant(
         self, by: Principal, tenant_id: str, *, reason: str, clause_ids: Sequence[str]
     ) -> Tenant:

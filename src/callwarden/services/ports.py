@@ -6,7 +6,7 @@ same transaction, or neither is.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,6 +27,7 @@ from callwarden.core.model import (
     User,
 )
 from callwarden.core.prefixes import PrefixEntry
+from callwarden.core.rating import Rate, RateDeck
 
 T = TypeVar("T")
 
@@ -98,6 +99,33 @@ class AuditQuery:
     until: datetime | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class RateDeckInfo:
+    """A stored rate deck (LIM-1) as people see it: its name and currency, how many rates it
+    holds, and the distinct effective dates its rates start on (epoch seconds, oldest first;
+    the first 1,000 of ``effective_date_count``)."""
+
+    id: str
+    name: str
+    currency: str
+    description: str
+    rate_count: int
+    effective_dates: tuple[int, ...]
+    effective_date_count: int
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RateDeckAssignment:
+    """The deck that rates a plan's tenants (``scope`` "plan") or one tenant ("tenant")."""
+
+    scope: str
+    scope_id: str
+    deck_id: str
+    assigned_at: datetime
+
+
 class Transaction(Protocol):
     """Reads and writes inside one database transaction."""
 
@@ -153,6 +181,25 @@ class Transaction(Protocol):
     def delete_rule_policy(self, scope: str, scope_id: str, rule: str) -> bool: ...
     def replace_high_risk_prefixes(self, entries: list[PrefixEntry], at: datetime) -> None: ...
     def list_high_risk_prefixes(self) -> list[PrefixEntry]: ...
+
+    def add_rate_deck(self, deck: RateDeckInfo) -> None: ...
+    def get_rate_deck(self, deck_id: str) -> RateDeckInfo | None: ...
+    def get_rate_deck_by_name(self, name: str) -> RateDeckInfo | None: ...
+    def list_rate_decks(self, page: PageRequest) -> Page[RateDeckInfo]: ...
+    def write_rates(
+        self,
+        deck_id: str,
+        rates: Iterable[Rate],
+        *,
+        replace: bool,
+        at: datetime,
+        progress: Callable[[int], None] | None = None,
+    ) -> RateDeckInfo: ...
+    def load_rate_deck(self, deck_id: str) -> RateDeck | None: ...
+    def rate_deck_assignments(self) -> list[RateDeckAssignment]: ...
+    def set_rate_deck_assignment(self, assignment: RateDeckAssignment) -> None: ...
+    def delete_rate_deck_assignment(self, scope: str, scope_id: str) -> bool: ...
+    def rate_deck_changed_since(self, seq: int) -> tuple[int, bool]: ...
 
     def all_trunks(self) -> list[Trunk]: ...
     def user_states(self, tenant_id: str) -> dict[str, UserState]: ...

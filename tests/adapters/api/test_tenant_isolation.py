@@ -30,6 +30,8 @@ VALID_BODIES: dict[str, dict[str, object]] = {
     "TrunkIn": {"name": "T", "source_addresses": ["198.51.100.1/32"]},
     "TrunkPatch": {"name": "Renamed"},
     "PolicyBody": {"mode": "observe"},
+    "RateDeckAssignmentIn": {"deck_id": "rd_0123456789abcdef"},
+    "ChargeLimitsIn": {"hard_minor": 1, "soft_minor": None},
 }
 
 

@@ -21,10 +21,13 @@ from callwarden.adapters.api.routes import (
     health,
     numbers,
     plans,
+    rate_decks,
     rules,
     tenants,
     users,
 )
+from callwarden.adapters.api.routes import usage as usage_routes
+from callwarden.adapters.usage_jobs import run_usage_jobs
 from callwarden.platform import Platform
 
 log = logging.getLogger("callwarden.api")
@@ -36,6 +39,7 @@ async def _follow_changes(platform: Platform) -> None:
     while True:
         try:
             await anyio.to_thread.run_sync(platform.admission.poll_changes)
+            await anyio.to_thread.run_sync(platform.rating.poll_changes)
         except Exception:  # a database hiccup must not stop the follower; it logs and retries
             log.exception("change feed poll failed")
         await anyio.sleep(interval)
@@ -55,6 +59,7 @@ def create_app(
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(_follow_changes, platform)
+            tasks.start_soon(run_usage_jobs, platform)
             for task in background:
                 tasks.start_soon(task)
             yield
@@ -76,7 +81,8 @@ def create_app(
     app.state.decision_log = DecisionLog()
     install_error_handlers(app)
     app.add_middleware(SingleValuedQuery)
-    for module in (health, admission, plans, tenants, users, numbers, rules, audit):
+    for module in (health, admission, plans, tenants, users, numbers, rules, rate_decks, audit):
         app.include_router(module.router)
+    app.include_router(usage_routes.router)
     app.router.routes[0:0] = admission.FAST_ROUTES
     return app

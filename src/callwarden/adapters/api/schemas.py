@@ -125,6 +125,7 @@ class LimitsBody(Model):
     calls_per_destination_per_day: Count | None = 10
     max_call_duration_s: Annotated[int, Strict(), Field(ge=1, le=86_400)] | None = 14_400
     monthly_charge_limit_minor: Annotated[int, Strict(), Field(ge=0, le=10**15)] | None = None
+    monthly_charge_soft_limit_minor: Annotated[int, Strict(), Field(ge=0, le=10**15)] | None = None
     allow_withheld_caller_id: StrictBool = False
     allowed_countries: list[Country] | None = Field(None, max_length=300)
     blocked_number_types: list[Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,32}$")]] = (
@@ -162,6 +163,7 @@ class LimitsBody(Model):
             calls_per_destination_per_day=limits.calls_per_destination_per_day,
             max_call_duration_s=limits.max_call_duration_s,
             monthly_charge_limit_minor=limits.monthly_charge_limit_minor,
+            monthly_charge_soft_limit_minor=limits.monthly_charge_soft_limit_minor,
             allow_withheld_caller_id=limits.allow_withheld_caller_id,
             allowed_countries=list(limits.allowed_countries) if limits.allowed_countries else None,
             blocked_number_types=list(limits.blocked_number_types),
@@ -242,6 +244,12 @@ class TenantOut(BaseModel):
     status: TenantStatus
     suspension: SuspensionOut | None
     created_at: datetime
+    monthly_charge_limit_minor: int | None = Field(
+        None, description="The tenant's own hard limit (LIM-1); null: its plan's"
+    )
+    monthly_charge_soft_limit_minor: int | None = Field(
+        None, description="The tenant's own soft limit (LIM-3); null: its plan's"
+    )
 
     @classmethod
     def of(cls, t: Tenant) -> TenantOut:
@@ -254,7 +262,30 @@ class TenantOut(BaseModel):
             status=t.status,
             suspension=SuspensionOut.of(t.suspension),
             created_at=t.created_at,
+            monthly_charge_limit_minor=t.monthly_charge_limit_minor,
+            monthly_charge_soft_limit_minor=t.monthly_charge_soft_limit_minor,
         )
+
+
+class ChargeLimitsIn(Model):
+    """A tenant's own monthly charge limits in minor units of its plan's currency; null keeps
+    the plan's limit."""
+
+    hard_minor: Annotated[int, Strict(), Field(ge=0, le=10**15)] | None = None
+    soft_minor: Annotated[int, Strict(), Field(ge=0, le=10**15)] | None = None
+
+
+class SpendOut(BaseModel):
+    """Month-to-date spend of a tenant (LIM-1, LIM-3), in minor units of `currency`."""
+
+    tenant_id: str
+    month: str = Field(description="The budget month in the tenant's timezone, YYYY-MM")
+    currency: str
+    settled_minor: int = Field(description="Cost of the calls that ended this month")
+    reserved_minor: int = Field(description="Held for calls in progress")
+    hard_limit_minor: int | None
+    soft_limit_minor: int | None
+    remaining_minor: int | None = Field(description="Left under the hard limit; null: none")
 
 
 class SuspendIn(Model):

@@ -1,4 +1,5 @@
-"""The demo provider: an operator, two plans, three tenants of different countries and sizes."""
+"""The demo provider: an operator, two plans (the metered one rated by a small deck, with a
+monthly charge limit), three tenants of different countries and sizes."""
 
 from __future__ import annotations
 
@@ -22,6 +23,26 @@ class DemoResult:
     tenant_id: str
     tenants: list[DemoTenant]
 
+
+_DECK = [
+    # A small retail deck in EUR for the metered plan: prefix, description, rate per minute,
+    # connection fee, increments, effective date, currency (the common carrier layout).
+    "prefix,description,rate,connection fee,increments,effective date,currency",
+    "44,United Kingdom,0.0150,0,60/60,2026-01-01,EUR",
+    "447,United Kingdom mobile,0.0450,0,60/60,2026-01-01,EUR",
+    "449,United Kingdom premium,1.2000,0.1000,60/60,2026-01-01,EUR",
+    "48,Poland,0.0120,0,60/1,2026-01-01,EUR",
+    "485,Poland mobile,0.0300,0,60/1,2026-01-01,EUR",
+    "486,Poland mobile,0.0300,0,60/1,2026-01-01,EUR",
+    "487,Poland mobile,0.0300,0,60/1,2026-01-01,EUR",
+    "488,Poland mobile,0.0300,0,60/1,2026-01-01,EUR",
+    "31,Netherlands,0.0130,0,30/6,2026-01-01,EUR",
+    "316,Netherlands mobile,0.0550,0,30/6,2026-01-01,EUR",
+    "1,United States and Canada,0.0100,0,6/6,2026-01-01,EUR",
+    "49,Germany,0.0140,0,60/60,2026-01-01,EUR",
+    "33,France,0.0140,0,60/60,2026-01-01,EUR",
+    "881,Global mobile satellite,4.5000,0.5000,60/60,2026-01-01,EUR",
+]
 
 _TENANTS = [
     # name, country, timezone, seats, agents, numbers
@@ -56,6 +77,11 @@ def seed(platform: Platform) -> DemoResult:
             currency="EUR",
             limits=PlanLimits(concurrent_calls_per_tenant=50),
         )
+        deck = platform.rating.create_deck(
+            SYSTEM, name="Demo retail", currency="EUR", description="demo rates"
+        )
+        platform.rating.import_rates(SYSTEM, deck.id, _DECK)
+        platform.rating.assign(SYSTEM, "plan", metered.id, deck.id)
         for i, (name, country, tz, seats, agents, numbers) in enumerate(_TENANTS):
             plan = unlimited if i == 0 else metered
             tenant = gov.create_tenant(

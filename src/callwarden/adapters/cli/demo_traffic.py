@@ -81,8 +81,9 @@ async def run_traffic(
             tenant = {"tenant_id": body["tenant_id"]}
             await anyio.sleep(rng.uniform(1, 3))
             await client.post(url, json={"event": "answered", **tenant})
-            await anyio.sleep(rng.uniform(3, 15))
-            await client.post(url, json={"event": "ended", **tenant})
+            talk_s = rng.uniform(20, 600)  # demo time runs 40 times faster than the clock
+            await anyio.sleep(talk_s / 40)
+            await client.post(url, json={"event": "ended", "duration_s": talk_s, **tenant})
 
         async with anyio.create_task_group() as tasks:
             while True:

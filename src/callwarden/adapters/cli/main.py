@@ -2,20 +2,37 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import csv
+import io
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, BinaryIO, Literal
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from callwarden.adapters.cli.stream import stream_app
+from callwarden.adapters.cli.usage import dead_letter_app, ingest, ingest_watch, usage_app
 from callwarden.core.errors import CallwardenError
 from callwarden.core.model import NumberOwnership, NumberStatus, UserRole
+from callwarden.core.ratedeck import BadRow, BadRowsError
+from callwarden.core.rating import format_price
 from callwarden.platform import Platform
 from callwarden.services.governance import SYSTEM
-from callwarden.services.ports import NumberQuery, PageRequest, TenantQuery, UserQuery
+from callwarden.services.ports import (
+    NumberQuery,
+    PageRequest,
+    RateDeckInfo,
+    TenantQuery,
+    UserQuery,
+)
+from callwarden.services.rating import ImportProgress, effective_datetime
 from callwarden.settings import Settings
 
 app = typer.Typer(help="callwarden: acceptable-use-policy enforcement for contact centers.")
@@ -24,11 +41,18 @@ user_app = typer.Typer(help="Users of a tenant: create, list, activate.")
 number_app = typer.Typer(help="Phone numbers of a tenant: add, list, suspend.")
 operator_app = typer.Typer(help="The provider's operators.")
 audit_app = typer.Typer(help="The audit log.")
+deck_app = typer.Typer(help="Rate decks (LIM-1): create, import CSV, assign, look up a rate.")
 app.add_typer(tenant_app, name="tenant")
 app.add_typer(user_app, name="user")
 app.add_typer(number_app, name="number")
 app.add_typer(operator_app, name="operator")
 app.add_typer(audit_app, name="audit")
+app.add_typer(deck_app, name="deck")
+app.add_typer(stream_app, name="stream")
+app.command("ingest")(ingest)
+app.command("ingest-watch")(ingest_watch)
+app.add_typer(dead_letter_app, name="dead-letters")
+app.add_typer(usage_app, name="usage")
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True)
@@ -317,6 +341,226 @@ def audit_verify(database_url: DatabaseUrl = None) -> None:
         return
     err.print(f"[red]audit log broken[/red] at entry {broken.seq}: {broken.problem}")
     raise typer.Exit(code=1)
+
+
+# -- rate decks -----------------------------------------------------------------------------------
+#: Bad rows printed after an import; ``--bad-rows FILE`` writes every one.
+BAD_ROWS_SHOWN = 50
+
+
+class OnBadRows(StrEnum):
+    """What bad rows do to an import."""
+
+    REFUSE = "refuse"
+    SKIP = "skip"
+
+
+@deck_app.command("create")
+def deck_create(
+    name: str,
+    currency: Annotated[str, typer.Option(help="ISO 4217 code of every price in the deck")],
+    description: Annotated[str, typer.Option(help="What the deck is, for people")] = "",
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Create an empty rate deck."""
+    with _acting(database_url) as platform:
+        deck = platform.rating.create_deck(
+            SYSTEM, name=name, currency=currency, description=description
+        )
+    out.print(f"rate deck {deck.id} {deck.name!r} created ({deck.currency})")
+
+
+@deck_app.command("list")
+def deck_list(database_url: DatabaseUrl = None) -> None:
+    """List the rate decks with their rate counts and effective dates."""
+    with _acting(database_url) as platform:
+        page = platform.rating.list_decks(SYSTEM, PageRequest(limit=10_000))
+    table = Table("id", "name", "currency", "rates", "effective dates")
+    for d in page.items:
+        table.add_row(d.id, d.name, d.currency, f"{d.rate_count:,}", _dates(d))
+    out.print(table)
+
+
+@deck_app.command("import")
+def deck_import(
+    name: Annotated[str, typer.Argument(help="The deck's name or id")],
+    file: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="CSV deck")
+    ],
+    on_error: Annotated[
+        OnBadRows,
+        typer.Option(help="refuse: any bad row refuses the whole file; skip: import the rest"),
+    ] = OnBadRows.REFUSE,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Drop the deck's rates first (default: merge)")
+    ] = False,
+    bad_rows: Annotated[
+        Path | None,
+        typer.Option("--bad-rows", help="Write every bad row (line, reason) to this CSV file"),
+    ] = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Import a CSV deck, with a progress bar; exit 2 if it is refused."""
+    started = time.perf_counter()
+    mode: Literal["merge", "replace"] = "replace" if replace else "merge"
+    choice: Literal["refuse", "skip"] = "skip" if on_error is OnBadRows.SKIP else "refuse"
+    with _acting(database_url) as platform:
+        deck = platform.rating.find_deck(SYSTEM, name)
+        with file.open("rb") as raw, _import_progress(file.stat().st_size) as progress:
+            text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
+            try:
+                result = platform.rating.import_rates(
+                    SYSTEM,
+                    deck.id,
+                    text,
+                    on_error=choice,
+                    mode=mode,
+                    progress=progress(raw),
+                )
+            except BadRowsError as exc:
+                _show_bad_rows(exc.bad_rows, bad_rows)
+                raise
+    seconds = time.perf_counter() - started
+    _show_bad_rows(result.bad_rows, bad_rows)
+    out.print(
+        f"imported {result.rates_imported:,} rates into {deck.name!r} ({mode}) from "
+        f"{result.rows_read:,} rows, {len(result.bad_rows):,} bad rows skipped, "
+        f"in {seconds:.1f} s"
+    )
+    out.print(
+        f"the deck holds {result.deck.rate_count:,} rates; effective dates: {_dates(result.deck)}"
+    )
+
+
+@contextmanager
+def _import_progress(
+    size: int,
+) -> Iterator[Callable[[BinaryIO], Callable[[ImportProgress], None]]]:
+    """A progress bar of bytes read, then of rates stored; yields a factory of the import's
+    progress callback for the file being read."""
+    megabytes = f"{size / 1e6:,.1f} MB"
+    with Progress(
+        TextColumn("{task.description:<8}"),
+        BarColumn(),
+        TextColumn("{task.fields[detail]}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
+        reading = bar.add_task("reading", total=size, detail=f"0.0/{megabytes}")
+        storing = bar.add_task("storing", total=None, visible=False, detail="")
+
+        def for_file(raw: BinaryIO) -> Callable[[ImportProgress], None]:
+            def update(step: ImportProgress) -> None:
+                if step.stage == "read":
+                    done = raw.tell()
+                    detail = f"{done / 1e6:,.1f}/{megabytes}, {step.done:,} rows"
+                    bar.update(reading, completed=done, detail=detail)
+                else:
+                    bar.update(reading, completed=size)
+                    bar.update(
+                        storing,
+                        total=step.total,
+                        completed=step.done,
+                        visible=True,
+                        detail=f"{step.done:,}/{step.total or 0:,} rates",
+                    )
+
+            return update
+
+        yield for_file
+
+
+def _show_bad_rows(rows: tuple[BadRow, ...], path: Path | None) -> None:
+    """Print the first bad rows with their line numbers; write them all to ``path``."""
+    if not rows:
+        return
+    table = Table("line", "reason", title=f"{len(rows):,} bad rows")
+    for row in rows[:BAD_ROWS_SHOWN]:
+        table.add_row(str(row.line), row.reason)
+    err.print(table)
+    if len(rows) > BAD_ROWS_SHOWN and path is None:
+        err.print(f"... and {len(rows) - BAD_ROWS_SHOWN:,} more: --bad-rows FILE lists them all")
+    if path is not None:
+        with path.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["line", "reason"])
+            writer.writerows([row.line, row.reason] for row in rows)
+        err.print(f"every bad row is in {path}")
+
+
+def _dates(deck: RateDeckInfo) -> str:
+    shown = ", ".join(_day(t) for t in deck.effective_dates[:10])
+    more = deck.effective_date_count - min(10, len(deck.effective_dates))
+    return f"{shown} and {more:,} more" if more > 0 else shown or "none"
+
+
+def _day(epoch_s: int) -> str:
+    when = effective_datetime(epoch_s)
+    return when.date().isoformat() if when.time() == datetime.min.time() else when.isoformat()
+
+
+@deck_app.command("assign")
+def deck_assign(
+    name: Annotated[str, typer.Argument(help="The deck's name or id")],
+    plan: Annotated[str | None, typer.Option("--plan", help="Plan id")] = None,
+    tenant: Annotated[str | None, typer.Option("--tenant", help="Tenant id")] = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Rate a plan's tenants, or one tenant, with the deck (a tenant's own deck wins)."""
+    scope, scope_id = _scope(plan, tenant)
+    with _acting(database_url) as platform:
+        deck = platform.rating.find_deck(SYSTEM, name)
+        platform.rating.assign(SYSTEM, scope, scope_id, deck.id)
+    out.print(f"rate deck {deck.name!r} rates {scope} {scope_id}")
+
+
+@deck_app.command("unassign")
+def deck_unassign(
+    plan: Annotated[str | None, typer.Option("--plan", help="Plan id")] = None,
+    tenant: Annotated[str | None, typer.Option("--tenant", help="Tenant id")] = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Drop a plan's or tenant's deck."""
+    scope, scope_id = _scope(plan, tenant)
+    with _acting(database_url) as platform:
+        platform.rating.unassign(SYSTEM, scope, scope_id)
+    out.print(f"{scope} {scope_id} has no rate deck of its own now")
+
+
+def _scope(plan: str | None, tenant: str | None) -> tuple[str, str]:
+    if (plan is None) == (tenant is None):
+        raise typer.BadParameter("give either --plan or --tenant")
+    return ("plan", plan) if plan is not None else ("tenant", tenant or "")
+
+
+@deck_app.command("rate")
+def deck_rate(
+    name: Annotated[str, typer.Argument(help="The deck's name or id")],
+    number: Annotated[str, typer.Argument(help="E.164 number, '+' optional")],
+    at: Annotated[
+        datetime | None,
+        typer.Option(help="When the call starts, ISO 8601 (default: now; no zone: UTC)"),
+    ] = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """The rate the deck charges for a call to the number."""
+    when = at or datetime.now(UTC)
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    with _acting(database_url) as platform:
+        deck = platform.rating.find_deck(SYSTEM, name)
+        rate = platform.rating.lookup(SYSTEM, deck.id, number, when.timestamp())
+    table = Table("prefix", "description", "per minute", "connection fee", "increments", "since")
+    table.add_row(
+        rate.prefix,
+        rate.description,
+        f"{format_price(rate.rate_per_minute_nano)} {rate.currency}",
+        f"{format_price(rate.connection_fee_nano)} {rate.currency}",
+        f"{rate.initial_s}/{rate.subsequent_s}",
+        _day(rate.effective_from),
+    )
+    out.print(table)
 
 
 if __name__ == "__main__":

@@ -112,6 +112,8 @@ def tenant_from_row(r: TenantRow) -> Tenant:
         status=TenantStatus(r.status),
         suspension=suspension_from_json(r.suspension),
         created_at=r.created_at,
+        monthly_charge_limit_minor=r.monthly_charge_limit_minor,
+        monthly_charge_soft_limit_minor=r.monthly_charge_soft_limit_minor,
     )
 
 
@@ -125,6 +127,8 @@ def tenant_values(t: Tenant) -> dict[str, Any]:
         "status": t.status.value,
         "suspension": suspension_to_json(t.suspension),
         "created_at": t.created_at,
+        "monthly_charge_limit_minor": t.monthly_charge_limit_minor,
+        "monthly_charge_soft_limit_minor": t.monthly_charge_soft_limit_minor,
     }
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, TypeVar
@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from callwarden.adapters.store import mapping as m
+from callwarden.adapters.store import rate_decks
 from callwarden.adapters.store.database import make_engine
 from callwarden.adapters.store.tables import (
     ApiKeyRow,
@@ -48,12 +49,15 @@ from callwarden.core.model import (
     UserStatus,
 )
 from callwarden.core.prefixes import PrefixEntry
+from callwarden.core.rating import Rate, RateDeck
 from callwarden.services.ids import new_id
 from callwarden.services.ports import (
     AuditQuery,
     NumberQuery,
     Page,
     PageRequest,
+    RateDeckAssignment,
+    RateDeckInfo,
     TenantQuery,
     UserQuery,
 )
@@ -371,6 +375,47 @@ class SqlTransaction:
     def list_high_risk_prefixes(self) -> list[PrefixEntry]:
         rows = self.session.scalars(select(HighRiskPrefixRow).order_by(HighRiskPrefixRow.prefix))
         return [PrefixEntry(r.prefix, r.label) for r in rows]
+
+    # -- rate decks (adapters/store/rate_decks.py) ---------------------------------------------
+    def add_rate_deck(self, deck: RateDeckInfo) -> None:
+        rate_decks.add_deck(self.session, deck)
+
+    def get_rate_deck(self, deck_id: str) -> RateDeckInfo | None:
+        return rate_decks.get_deck(self.session, deck_id)
+
+    def get_rate_deck_by_name(self, name: str) -> RateDeckInfo | None:
+        return rate_decks.get_deck_by_name(self.session, name)
+
+    def list_rate_decks(self, page: PageRequest) -> Page[RateDeckInfo]:
+        return rate_decks.list_decks(self.session, page)
+
+    def write_rates(
+        self,
+        deck_id: str,
+        rates: Iterable[Rate],
+        *,
+        replace: bool,
+        at: datetime,
+        progress: Callable[[int], None] | None = None,
+    ) -> RateDeckInfo:
+        return rate_decks.write_rates(
+            self.session, deck_id, rates, replace=replace, at=at, progress=progress
+        )
+
+    def load_rate_deck(self, deck_id: str) -> RateDeck | None:
+        return rate_decks.load_deck(self.session, deck_id)
+
+    def rate_deck_assignments(self) -> list[RateDeckAssignment]:
+        return rate_decks.assignments(self.session)
+
+    def set_rate_deck_assignment(self, assignment: RateDeckAssignment) -> None:
+        rate_decks.set_assignment(self.session, assignment)
+
+    def delete_rate_deck_assignment(self, scope: str, scope_id: str) -> bool:
+        return rate_decks.delete_assignment(self.session, scope, scope_id)
+
+    def rate_deck_changed_since(self, seq: int) -> tuple[int, bool]:
+        return rate_decks.changed_since(self.session, seq)
 
     # -- admission snapshots -------------------------------------------------------------------
     def all_trunks(self) -> list[Trunk]:

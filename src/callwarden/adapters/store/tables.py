@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     DateTime,
     ForeignKey,
     Index,
@@ -74,6 +75,8 @@ class TenantRow(Base):
     status: Mapped[str] = mapped_column(String(16), index=True)
     suspension: Mapped[dict[str, Any] | None]
     created_at: Mapped[datetime]
+    monthly_charge_limit_minor: Mapped[int | None] = mapped_column(BigInteger)
+    monthly_charge_soft_limit_minor: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class OrderRow(Base):
@@ -193,3 +196,49 @@ class HighRiskPrefixRow(Base):
     prefix: Mapped[str] = mapped_column(String(15), primary_key=True)
     label: Mapped[str | None] = mapped_column(String(200))
     added_at: Mapped[datetime]
+
+
+class RateDeckRow(Base):
+    """A named rate deck (LIM-1): its currency, and figures kept current by every import."""
+
+    __tablename__ = "rate_decks"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    currency: Mapped[str] = mapped_column(String(3))
+    description: Mapped[str] = mapped_column(String(200))
+    rate_count: Mapped[int] = mapped_column(BigInteger)
+    effective_dates: Mapped[list[Any]]
+    effective_date_count: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class RateDeckRateRow(Base):
+    """One rate of a deck: a prefix's price from one effective date (epoch seconds) on.
+
+    Prices are the core's nano units. Without a rowid on SQLite, so the table is its primary
+    key's B-tree alone: a million-row import writes one tree instead of two. No foreign key to
+    ``rate_decks``: checking it on every row triples the time of a bulk import on PostgreSQL,
+    and rates are written only for a deck whose row the import has just locked.
+    """
+
+    __tablename__ = "rate_deck_rates"
+    __table_args__ = ({"sqlite_with_rowid": False},)
+    deck_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    prefix: Mapped[str] = mapped_column(String(15), primary_key=True)
+    effective_from: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    description: Mapped[str] = mapped_column(Text)
+    rate_per_minute_nano: Mapped[int] = mapped_column(BigInteger)
+    connection_fee_nano: Mapped[int] = mapped_column(BigInteger)
+    initial_s: Mapped[int] = mapped_column(Integer)
+    subsequent_s: Mapped[int] = mapped_column(Integer)
+
+
+class RateDeckAssignmentRow(Base):
+    """Which deck rates the calls of a plan's tenants or of one tenant (the tenant's wins)."""
+
+    __tablename__ = "rate_deck_assignments"
+    scope: Mapped[str] = mapped_column(String(8), primary_key=True)
+    scope_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    deck_id: Mapped[str] = mapped_column(ForeignKey("rate_decks.id"), index=True)
+    assigned_at: Mapped[datetime]

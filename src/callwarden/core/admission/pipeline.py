@@ -43,6 +43,12 @@ NEVER_BLOCK: dict[str, frozenset[str]] = {
 blocked either: the US 988 crisis line, Germany's 116 117 medical on-call service and France's
 115 emergency social service (docs/admission.md cites the sources)."""
 
+UNIVERSAL_EMERGENCY = frozenset({"112", "911"})
+"""Emergency numbers in every country, whatever its own numbering plan says: mobile handsets
+treat 112 and 911 as emergency calls on any network (3GPP TS 22.101, section 10.1.1), so
+callers expect them to work from a hosted desk phone too, and a network receiving one routes
+it to its own emergency service. A GB agent dialling 911 is never refused."""
+
 OUTSIDE_LINE_PREFIXES = ("9", "0")
 """Digits a PBX user may dial to get an outside line before the emergency number (9-911): US
 Kari's Law requires direct 911 dialling, and callwarden also never blocks the prefixed form."""
@@ -57,7 +63,7 @@ def is_emergency_call(numbering: NumberingPlan, raw: str, region: str) -> bool:
     compact = raw.strip().translate(_SEPARATORS)
     if len(compact) > 20:
         return False
-    if compact in NEVER_BLOCK.get(region, ()):
+    if compact in UNIVERSAL_EMERGENCY or compact in NEVER_BLOCK.get(region, ()):
         return True
     cc = _country_code(region)
     prefixes = [*OUTSIDE_LINE_PREFIXES]
@@ -68,7 +74,7 @@ def is_emergency_call(numbering: NumberingPlan, raw: str, region: str) -> bool:
         if (
             compact.startswith(prefix)
             and 2 <= len(rest) <= 6
-            and numbering.is_emergency(rest, region)
+            and (rest in UNIVERSAL_EMERGENCY or numbering.is_emergency(rest, region))
         ):
             return True
     return False

@@ -73,6 +73,12 @@ RULES: tuple[RuleInfo, ...] = (
     RuleInfo("attempt_rate", ("LIM-5",), "attempts per second and minute", uses_counters=True),
     RuleInfo("concurrent_calls", ("LIM-2",), "concurrent calls", uses_counters=True),
     RuleInfo("repeat_calls", ("DIA-4",), "calls per destination in 24 h", uses_counters=True),
+    RuleInfo(
+        "monthly_charges",
+        ("LIM-1", "LIM-3"),
+        "the month's charges stay within the hard limit; the call lasts what the budget affords",
+        uses_counters=True,
+    ),
 )
 RULE_IDS = frozenset(r.id for r in RULES)
 RULES_BY_ID = {r.id: r for r in RULES}

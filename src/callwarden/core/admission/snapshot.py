@@ -15,6 +15,7 @@ from callwarden.core.model import (
     TenantStatus,
     UserStatus,
 )
+from callwarden.core.spend import SpendLimits
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +38,12 @@ class NumberState:
 
 @dataclass(frozen=True, slots=True)
 class TenantSnapshot:
-    """A tenant's state for admission: built from the store, replaced on every change."""
+    """A tenant's state for admission: built from the store, replaced on every change.
+
+    `charge_limits` are the month's charge limits in effect (the tenant's own, else its
+    plan's), in minor units of `currency`, the plan's currency; `timezone` sets when the
+    tenant's budget month turns.
+    """
 
     tenant_id: str
     country: str
@@ -48,6 +54,10 @@ class TenantSnapshot:
     users: Mapping[str, UserState] = field(default_factory=dict)
     numbers: Mapping[str, NumberState] = field(default_factory=dict)
     policies: Mapping[str, RulePolicy] = field(default_factory=dict)
+    plan_id: str = ""
+    timezone: str = "UTC"
+    currency: str = "EUR"
+    charge_limits: SpendLimits = field(default_factory=SpendLimits)
 
     def policy(self, rule_id: str) -> RulePolicy:
         """The policy for `rule_id` (tenant's, else plan's, else enforce with no allowlist)."""

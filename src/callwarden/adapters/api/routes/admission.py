@@ -172,7 +172,11 @@ async def _decision(request: Request, p: Platform, by: Principal, body: AttemptI
 async def _event(p: Platform, by: Principal, call_id: str, body: EventIn) -> EventOut:
     authorize(by, Permission.ADMISSION)
     changed = await p.admission.call_event(
-        call_id, body.event, tenant_id=body.tenant_id, source_ip=body.source_ip
+        call_id,
+        body.event,
+        tenant_id=body.tenant_id,
+        source_ip=body.source_ip,
+        duration_s=body.duration_s,
     )
     return EventOut(call_id=call_id, event=body.event, changed=changed)
 

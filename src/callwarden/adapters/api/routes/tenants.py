@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from callwarden.adapters.api.auth import Caller, PlatformDep
 from callwarden.adapters.api.errors import ERROR_RESPONSES
 from callwarden.adapters.api.schemas import (
+    ChargeLimitsIn,
     Country,
     FilterText,
     Limit,
@@ -18,6 +19,7 @@ from callwarden.adapters.api.schemas import (
     PageOut,
     ReinstateIn,
     SeatsOut,
+    SpendOut,
     SuspendIn,
     TenantId,
     TenantIn,
@@ -99,6 +101,33 @@ def terminate_tenant(tenant_id: TenantId, body: SuspendIn, by: Caller, p: Platfo
         by, tenant_id, reason=body.reason, clause_ids=body.clause_ids
     )
     return TenantOut.of(tenant)
+
+
+@router.put("/{tenant_id}/charge-limits")
+def set_charge_limits(
+    tenant_id: TenantId, body: ChargeLimitsIn, by: Caller, p: PlatformDep
+) -> TenantOut:
+    """Give the tenant its own monthly charge limits (LIM-1, LIM-3); null keeps the plan's."""
+    tenant = p.governance.set_charge_limits(
+        by, tenant_id, hard_minor=body.hard_minor, soft_minor=body.soft_minor
+    )
+    return TenantOut.of(tenant)
+
+
+@router.get("/{tenant_id}/spend")
+async def get_spend(tenant_id: TenantId, by: Caller, p: PlatformDep) -> SpendOut:
+    """Month-to-date spend: settled, held for calls in progress, and the limits (LIM-1)."""
+    s = await p.spend.statement(by, tenant_id)
+    return SpendOut(
+        tenant_id=s.tenant_id,
+        month=s.month,
+        currency=s.currency,
+        settled_minor=s.settled_minor,
+        reserved_minor=s.reserved_minor,
+        hard_limit_minor=s.limits.hard_minor,
+        soft_limit_minor=s.limits.soft_minor,
+        remaining_minor=s.remaining_minor,
+    )
 
 
 @router.get("/{tenant_id}/seats")
