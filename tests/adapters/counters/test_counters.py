@@ -618,23 +618,77 @@ def test_redis_admit_is_one_round_trip_in_one_slot(run: Loop) -> None:
     counters = backend.new()
     assert isinstance(counters, RedisCounters)
     t = "tenant-42"
-    commands: list[str] = []
-    client: Any = counters.client
-    execute = client.execute_command
-
-    async def counting(*args: Any, **options: Any) -> Any:
-        commands.append(str(args[0]))
-        return await execute(*args, **options)
-
+    commands = count_round_trips(counters)
     try:
         run(counters.admit(t, "c0", FULL_PLAN, T0))  # loads the script
-        client.execute_command = counting
+        commands.clear()
         assert run(counters.admit(t, "c1", FULL_PLAN, T0 + 1)).admitted
-        assert commands == ["EVALSHA"]
+        assert commands == [["EVALSHA"]]
         keys = run(redis_keys(backend.prefix))
         assert len(keys) == 6  # rate, lease key, two call records, calls index, window
         assert len({key_slot(k) for k in keys}) == 1
         assert all(run(counters.client.pttl(k)) > 0 for k in keys)
+    finally:
+        run(backend.aclose())
+
+
+def count_round_trips(counters: RedisCounters) -> list[list[str]]:
+    """Record the commands of each round trip the counters' client makes from now on."""
+    trips: list[list[str]] = []
+    client: Any = counters.client
+    execute, pipeline = client.execute_command, client.pipeline
+
+    async def one(*args: Any, **options: Any) -> Any:
+        trips.append([str(args[0])])
+        return await execute(*args, **options)
+
+    def batched(*args: Any, **options: Any) -> Any:
+        pipe = pipeline(*args, **options)
+        send = pipe.execute
+
+        async def counted(*a: Any, **k: Any) -> Any:
+            trips.append([str(cmd[0]) for cmd, _ in pipe.command_stack])
+            return await send(*a, **k)
+
+        pipe.execute = counted
+        return pipe
+
+    client.execute_command, client.pipeline = one, batched
+    return trips
+
+
+def test_redis_concurrent_admits_share_one_round_trip(run: Loop) -> None:
+    backend = Backend("redis", ttl_slack_s=5.0)
+    counters = backend.new()
+    assert isinstance(counters, RedisCounters)
+    try:
+        run(counters.admit("tenant-42", "warm", FULL_PLAN, T0))
+        trips = count_round_trips(counters)
+
+        async def burst() -> list[AdmitOutcome]:
+            return list(
+                await asyncio.gather(
+                    *(counters.admit(f"tenant-{i}", f"c{i}", FULL_PLAN, T0 + 1) for i in range(8))
+                )
+            )
+
+        outcomes = run(burst())
+        assert all(o.admitted for o in outcomes)
+        assert trips == [["EVALSHA"] * 8]
+    finally:
+        run(backend.aclose())
+
+
+def test_redis_admit_survives_a_flushed_script_cache(run: Loop) -> None:
+    backend = Backend("redis", ttl_slack_s=5.0)
+    counters = backend.new()
+    assert isinstance(counters, RedisCounters)
+    try:
+        run(counters.admit("tenant-42", "c0", FULL_PLAN, T0))
+        run(counters.client.script_flush())
+        outcome = run(counters.admit("tenant-42", "c1", FULL_PLAN, T0 + 1))
+        assert outcome.admitted and outcome.leases is not None
+        assert outcome.leases.counts == (2,)
     finally:
         run(backend.aclose())
 

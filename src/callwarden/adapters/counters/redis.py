@@ -51,6 +51,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from callwarden.adapters.counters.pipelining import ScriptPipeline
 from callwarden.core.counters import (
     AdmitOutcome,
     AdmitPlan,
@@ -577,6 +578,8 @@ class RedisCounters(Counters):
         self._hit = client.register_script(_HIT)
         self._window = client.register_script(_WINDOW)
         self._admit = client.register_script(_ADMIT)
+        # The per-attempt script: concurrent attempts share one pipeline (pipelining.py).
+        self._admit_batched = ScriptPipeline(client, _ADMIT, self._admit.sha)
         self._reserve = client.register_script(_RESERVE)
         self._reservation = client.register_script(_RESERVATION)
         self._settle = client.register_script(_SETTLE)
@@ -789,7 +792,8 @@ class RedisCounters(Counters):
                 window_args,
             ]
         )
-        reply = [int(x) for x in await self._run(self._admit, [tp + "calls"], [packed])]
+        raw = await _translate(lambda: self._admit_batched([tp + "calls"], [packed]))
+        reply = [int(x) for x in raw]
         stop = _STAGES[reply[0]]
         rate_out: RateOutcome | None = None
         if rates:
