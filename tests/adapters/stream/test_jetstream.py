@@ -516,6 +516,8 @@ async def test_an_ingestion_process_killed_mid_stream_stores_every_record_exactl
     assert sorted(keys) == sorted(record.key for record in records)
     assert _query(database_url, "SELECT count(*) FROM usage_dead_letters") == [(0,)]
     assert info.num_ack_pending == 0 and info.num_pending == 0
+    # What the killed processes held was delivered again: more deliveries than input messages.
+    assert info.delivered.consumer_seq > TOTAL
     assert await nats_stream.dead_letters(INGEST_CONSUMER) == []
     # Stored records go on to the record subjects once each; a batch stored just before a
     # kill waits in the outbox until its publish is retried.
