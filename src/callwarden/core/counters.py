@@ -61,6 +61,7 @@ __all__ = [
     "check_marks",
     "check_month",
     "check_rate_checks",
+    "check_reservation",
     "check_tenant_id",
     "check_time",
     "check_ttl",
@@ -559,3 +560,25 @@ def check_marks(marks: Sequence[SpendMark]) -> None:
         if mark.name in names:
             raise ValueError(f"mark {mark.name!r} is given twice")
         names.add(mark.name)
+
+
+def check_reservation(
+    tenant_id: str,
+    call_id: str,
+    month: str,
+    wanted_minor: int,
+    minimum_minor: int,
+    limit_minor: int | None,
+    ttl_s: float,
+    now: float,
+) -> None:
+    """Refuse what :meth:`Counters.reserve_spend` would refuse (both implementations call it)."""
+    check_tenant_id(tenant_id)
+    check_call_id(call_id)
+    check_month(month)
+    check_amount("wanted_minor", wanted_minor)
+    check_amount("minimum_minor", minimum_minor)
+    if limit_minor is not None:
+        check_amount("limit_minor", limit_minor)
+    check_ttl(ttl_s)
+    check_time(now)

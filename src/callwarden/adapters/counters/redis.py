@@ -75,6 +75,7 @@ from callwarden.core.counters import (
     check_marks,
     check_month,
     check_rate_checks,
+    check_reservation,
     check_tenant_id,
     check_time,
     check_ttl,
@@ -838,15 +839,9 @@ class RedisCounters(Counters):
         now: float,
         note: str = "",
     ) -> SpendGrant:
-        check_tenant_id(tenant_id)
-        check_call_id(call_id)
-        check_month(month)
-        check_amount("wanted_minor", wanted_minor)
-        check_amount("minimum_minor", minimum_minor)
-        if limit_minor is not None:
-            check_amount("limit_minor", limit_minor)
-        check_ttl(ttl_s)
-        check_time(now)
+        check_reservation(
+            tenant_id, call_id, month, wanted_minor, minimum_minor, limit_minor, ttl_s, now
+        )
         tp = self.tenant_prefix(tenant_id)
         args: list[str | int] = [
             tp,
