@@ -20,7 +20,6 @@ refused with a 400 naming the field, never admitted by accident and never a 5xx.
 from __future__ import annotations
 
 import math
-import re
 from typing import Annotated, Literal
 
 import orjson
@@ -28,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from callwarden.adapters.api.routes.admission import CallId, SourceIp
 from callwarden.adapters.api.schemas import TenantRef, UserRef
+from callwarden.adapters.sip.fields import refusal_reason
 from callwarden.core.admission.attempt import CallAttempt, Direction
 from callwarden.core.admission.decision import Decision
 from callwarden.services.admission import CallEvent
@@ -153,21 +153,6 @@ REASON_PHRASES: dict[int, str] = {
 }
 """The reason phrase sent with each status callwarden uses (RFC 3261 section 21)."""
 
-_UNSAFE = re.compile(r'[\x00-\x1f\x7f"\\]')
-MAX_REASON_TEXT = 200
-
-
-def reason_text(decision: Decision) -> str:
-    """The refusal's clause ids and reason, as the text of a SIP Reason header."""
-    clauses = ",".join(decision.clause_ids)
-    text = f"{clauses}: {decision.reason}" if clauses else decision.reason
-    return text[:MAX_REASON_TEXT]
-
-
-def _escape(match: re.Match[str]) -> str:
-    char = match[0]
-    return "\\" + char if char in '"\\' else " "
-
 
 def refusal_headers(decision: Decision) -> str:
     """The header lines added to a refusal: `Reason` (RFC 3326) with the status, clause ids
@@ -177,8 +162,7 @@ def refusal_headers(decision: Decision) -> str:
     The text is a quoted-string: quotes and backslashes are escaped and control characters
     replaced, so no value can break the header or inject another one.
     """
-    text = _UNSAFE.sub(_escape, reason_text(decision))
-    lines = [f'Reason: SIP;cause={decision.sip_status};text="{text}"']
+    lines = [f"Reason: {refusal_reason(decision, decision.sip_status)}"]
     if decision.retry_after_s is not None:
         lines.append(f"Retry-After: {max(1, math.ceil(decision.retry_after_s))}")
     return "\r\n".join(lines)

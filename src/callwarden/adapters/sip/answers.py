@@ -22,7 +22,7 @@ import math
 from collections.abc import Sequence
 from enum import StrEnum
 
-from callwarden.adapters.sip.fields import quoted
+from callwarden.adapters.sip.fields import quoted, refusal_reason
 from callwarden.adapters.sip.incoming import IncomingRequest
 from callwarden.adapters.sip.message import Header, Request, serialize_response
 from callwarden.core.admission.decision import Decision
@@ -137,9 +137,8 @@ def decision_answer(
     decided = decision.sip_status if 400 <= decision.sip_status <= 699 else 403
     status = 603 if refusal is RefusalStatus.DECLINE and decided < 500 else decided
     clauses = ", ".join(decision.clause_ids)
-    text = f"{clauses}: {decision.reason}" if clauses else decision.reason
     headers = [
-        Header("Reason", f"SIP;cause={decided};text={quoted(text)}"),
+        Header("Reason", refusal_reason(decision, decided)),
         Header(DECISION_HEADER, "refuse"),
     ]
     if clauses:

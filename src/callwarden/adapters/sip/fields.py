@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from urllib.parse import unquote
 
 from callwarden.adapters.sip.message import ParseError
+from callwarden.core.admission.decision import Decision
 
 MAGIC_COOKIE = "z9hG4bK"
 """The branch prefix that marks an RFC 3261 transaction id (section 8.1.1.7)."""
@@ -254,3 +255,12 @@ def quoted(text: str, max_length: int = 200) -> str:
     backslashes are escaped, and it is cut to `max_length` characters first."""
     clean = _UNSAFE_TEXT.sub(" ", text[:max_length])
     return '"' + clean.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def refusal_reason(decision: Decision, cause: int) -> str:
+    """The value of a refusal's Reason header (RFC 3326): the SIP cause, then the clause ids
+    and the reason as a quoted text, written alike by the redirect interface and by Kamailio
+    over evapi, so operators grep one format."""
+    clauses = ", ".join(decision.clause_ids)
+    text = f"{clauses}: {decision.reason}" if clauses else decision.reason
+    return f"SIP;cause={cause};text={quoted(text)}"
