@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from callwarden.adapters.counters import counters_from_url
+from callwarden.adapters.notify.channels import channels_from_settings
+from callwarden.adapters.store.cases import SqlCaseStore
 from callwarden.adapters.store.database import migrate
+from callwarden.adapters.store.notifications import SqlNotificationStore
 from callwarden.adapters.store.sql import SqlStore
 from callwarden.adapters.store.usage import SqlUsageStore
 from callwarden.adapters.stream import stream_from_url
@@ -16,9 +19,11 @@ from callwarden.services.admission import AdmissionService
 from callwarden.services.admission_config import AdmissionConfigService
 from callwarden.services.audit import AuditService
 from callwarden.services.governance import GovernanceService
+from callwarden.services.notifications import NotificationService
 from callwarden.services.rating import RatingService
 from callwarden.services.spend import MonthlySpend
 from callwarden.services.stream import UsageStream
+from callwarden.services.surveillance import Surveillance
 from callwarden.services.usage import UsageIngestion
 from callwarden.settings import Settings
 
@@ -39,6 +44,8 @@ class Platform:
     rating: RatingService
     usage: UsageIngestion
     spend: MonthlySpend
+    notifications: NotificationService
+    surveillance: Surveillance
 
     @classmethod
     def build(cls, settings: Settings, *, migrate_schema: bool = True) -> Platform:
@@ -68,6 +75,16 @@ class Platform:
             max_age_s=settings.nats_max_age_s,
             batch_size=settings.nats_batch_size,
         )
+        admission_config = AdmissionConfigService(governance)
+        surveillance = Surveillance(
+            governance,
+            admission_config,
+            rating,
+            stream,
+            SqlCaseStore(store.engine),
+            admission.numbering,
+            expiry_interval_s=settings.surveillance_expiry_interval_s,
+        )
         return cls(
             settings,
             store,
@@ -76,10 +93,14 @@ class Platform:
             AuditService(store),
             counters,
             admission,
-            AdmissionConfigService(governance),
+            admission_config,
             stream,
             rating=rating,
             spend=spend,
+            surveillance=surveillance,
+            notifications=NotificationService(
+                SqlNotificationStore(store.engine), channels_from_settings(settings)
+            ),
             usage=UsageIngestion(
                 SqlUsageStore(store.engine),
                 publisher=stream,

@@ -102,6 +102,13 @@ class Settings(BaseSettings):
         gt=0,
         description="How often an instance reads the change feed for other instances' changes",
     )
+    surveillance_enabled: bool = Field(
+        True,
+        description="Whether this instance runs the detectors over the usage stream (one should)",
+    )
+    surveillance_expiry_interval_s: float = Field(
+        5.0, gt=0, description="How often expired automatic actions of cases are undone"
+    )
     max_page_size: int = Field(500, ge=1, description="Largest `limit` a list endpoint accepts")
     sip_host: str = Field("127.0.0.1", description="Address the SIP redirect interface listens on")
     sip_port: int | None = Field(
@@ -133,6 +140,26 @@ class Settings(BaseSettings):
     )
     kamailio_sync_interval_s: float = Field(
         60.0, gt=0, description="Seconds between full reconciliations of Kamailio's backstops"
+    )
+    smtp_url: str | None = Field(
+        None,
+        pattern=r"^smtps?://",
+        description="SMTP server for e-mail notifications: smtp://HOST:PORT (unset: e-mail off)",
+    )
+    smtp_from: str = Field(
+        "callwarden@localhost", min_length=3, description="From address of e-mail notifications"
+    )
+    smtp_starttls: bool = Field(False, description="Upgrade smtp:// connections with STARTTLS")
+    smtp_timeout_s: float = Field(10.0, gt=0, description="Seconds to wait for the SMTP server")
+    webhook_timeout_s: float = Field(5.0, gt=0, description="Seconds one webhook attempt may take")
+    webhook_max_attempts: int = Field(
+        5, ge=1, le=20, description="Webhook attempts before a delivery is logged as failed"
+    )
+    notify_poll_interval_s: float = Field(
+        1.0, gt=0, description="How often the notification follower looks for new audit entries"
+    )
+    notify_deliver: bool = Field(
+        True, description="Whether this instance delivers notifications (one instance should)"
     )
 
     @classmethod

@@ -36,6 +36,8 @@ class Permission(StrEnum):
     USAGE_WRITE = "usage:write"
     RATE_DECKS_READ = "rate_decks:read"
     RATE_DECKS_WRITE = "rate_decks:write"
+    NOTIFICATIONS_READ = "notifications:read"
+    NOTIFICATIONS_WRITE = "notifications:write"
 
 
 _P = Permission
@@ -53,6 +55,8 @@ GRANTS: dict[UserRole, frozenset[Permission]] = {
             _P.AUDIT_READ,
             _P.USAGE_READ,
             _P.USAGE_WRITE,
+            _P.NOTIFICATIONS_READ,
+            _P.NOTIFICATIONS_WRITE,
         }
     ),
     UserRole.SUPERVISOR: frozenset({_P.TENANTS_READ, _P.USERS_READ, _P.NUMBERS_READ}),

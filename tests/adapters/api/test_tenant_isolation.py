@@ -32,6 +32,11 @@ VALID_BODIES: dict[str, dict[str, object]] = {
     "PolicyBody": {"mode": "observe"},
     "RateDeckAssignmentIn": {"deck_id": "rd_0123456789abcdef"},
     "ChargeLimitsIn": {"hard_minor": 1, "soft_minor": None},
+    "SubscriptionIn": {
+        "channel": "webhook",
+        "target": "https://hooks.intruder.example/cw",
+        "actions": ["spend.threshold"],
+    },
 }
 
 

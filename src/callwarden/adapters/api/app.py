@@ -26,6 +26,8 @@ from callwarden.adapters.api.routes import (
     tenants,
     users,
 )
+from callwarden.adapters.api.routes import cases as case_routes
+from callwarden.adapters.api.routes import notifications as notification_routes
 from callwarden.adapters.api.routes import usage as usage_routes
 from callwarden.adapters.usage_jobs import run_usage_jobs
 from callwarden.platform import Platform
@@ -60,6 +62,12 @@ def create_app(
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(_follow_changes, platform)
             tasks.start_soon(run_usage_jobs, platform)
+            if platform.settings.notify_deliver:
+                tasks.start_soon(
+                    platform.notifications.run, platform.settings.notify_poll_interval_s
+                )
+            if platform.settings.surveillance_enabled:
+                tasks.start_soon(platform.surveillance.run)
             for task in background:
                 tasks.start_soon(task)
             yield
@@ -84,5 +92,7 @@ def create_app(
     for module in (health, admission, plans, tenants, users, numbers, rules, rate_decks, audit):
         app.include_router(module.router)
     app.include_router(usage_routes.router)
+    app.include_router(case_routes.router)
+    app.include_router(notification_routes.router)
     app.router.routes[0:0] = admission.FAST_ROUTES
     return app

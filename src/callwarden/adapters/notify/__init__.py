@@ -1,0 +1,1 @@
+"""Notification channels: signed webhooks over HTTP and e-mail over SMTP."""
