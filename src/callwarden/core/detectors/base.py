@@ -13,6 +13,12 @@ what it holds, for the memory-bound tests and for metrics.
 
 A finding is not repeated for the same key and window until that window has moved on
 (:class:`Dedup`), unless it got more severe.
+
+The pieces every detector repeats live here once: which party a record is keyed on
+(:func:`key_for` with a :data:`KeyOrder`), two-level thresholds (:func:`tier`), the action
+against a party (:func:`suspend_action`), per-key state bounded by ``max_keys`` with its own
+evidence (:meth:`Detector.per_key`, :func:`held`) and "dedup, then build the finding"
+(:meth:`Detector.raise_once`). A detector module keeps only its own rule.
 """
 
 from __future__ import annotations
@@ -20,14 +26,14 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, fields, is_dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, ClassVar, Final, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Generic, Protocol, TypeVar
 
 from callwarden.core.admission.policy import RuleMode
-from callwarden.core.detectors.windows import LruMap
+from callwarden.core.detectors.windows import LruMap, Window
 from callwarden.core.errors import InvalidInput
 from callwarden.core.usage.record import UsageKind, UsageRecord
 
@@ -37,14 +43,21 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_MAX_EVIDENCE",
     "DEFAULT_MAX_KEYS",
+    "NUMBER_THEN_USER",
+    "USER_THEN_NUMBER",
     "Dedup",
     "Detector",
     "DetectorFinding",
     "Evidence",
     "KeyKind",
+    "KeyOrder",
     "Severity",
     "SuggestedAction",
     "check_params",
+    "held",
+    "key_for",
+    "suspend_action",
+    "tier",
 ]
 
 #: Default bound on the keys (tenants, users, numbers...) one detector structure tracks.
@@ -176,6 +189,70 @@ class Dedup:
 
 
 P = TypeVar("P")
+S = TypeVar("S")
+K = TypeVar("K", bound=Hashable)
+
+
+class _Sized(Protocol):
+    def size(self) -> int: ...
+
+
+Z = TypeVar("Z", bound=_Sized)
+
+
+KeyOrder = tuple[tuple[KeyKind, str], ...]
+"""A detector's order of preference for the party it keys a record on: (kind, record field)."""
+
+#: The user, else the presenting number (else the tenant).
+USER_THEN_NUMBER: Final[KeyOrder] = ((KeyKind.USER, "user_id"), (KeyKind.NUMBER, "caller"))
+#: The presenting number, else the user (else the tenant).
+NUMBER_THEN_USER: Final[KeyOrder] = ((KeyKind.NUMBER, "caller"), (KeyKind.USER, "user_id"))
+
+
+def key_for(record: object, tenant: str, order: KeyOrder) -> tuple[KeyKind, str]:
+    """The first ``(kind, key)`` in ``order`` whose field is set on ``record``, else the tenant.
+
+    Each detector keys its state on the narrowest party a record names (a user, a number, a
+    trunk...), in its own order of preference, and falls back to the whole tenant when the
+    record names none of them. A field the record's type does not have counts as unset.
+    """
+    for kind, field in order:
+        key: str | None = getattr(record, field, None)
+        if key:
+            return kind, key
+    return KeyKind.TENANT, tenant
+
+
+def tier(value: float, warn: float, high: float) -> tuple[Severity, float]:
+    """The severity of ``value`` against a warning and a high level, with the level it crossed.
+
+    For the two-level rules (warn at one count, escalate at a larger one): high with ``high``
+    once ``value`` reaches it, else medium with ``warn``. The caller checks ``warn`` first.
+    """
+    if value >= high:
+        return Severity.HIGH, high
+    return Severity.MEDIUM, warn
+
+
+def suspend_action(key_kind: KeyKind) -> SuggestedAction:
+    """The strongest action against the party a finding is about.
+
+    A number or a user can be suspended on its own; a trunk, an address or a whole tenant is
+    only throttled, since suspending it would stop innocent traffic behind it.
+    """
+    if key_kind is KeyKind.NUMBER:
+        return SuggestedAction.SUSPEND_NUMBER
+    if key_kind is KeyKind.USER:
+        return SuggestedAction.SUSPEND_USER
+    return SuggestedAction.THROTTLE
+
+
+def held(states: LruMap[K, Z]) -> int:
+    """Keys of a per-key map plus what their states hold, for :meth:`Detector.state_size`."""
+    size = len(states)
+    for state in states.values():
+        size += state.size()
+    return size
 
 
 def check_params(detector_id: str, params: object) -> None:
@@ -205,32 +282,34 @@ class Detector(ABC, Generic[P]):
     """A streaming detector: ``observe`` one record at a time, get findings.
 
     Subclasses set ``id`` (stable, used in configuration and findings), ``clause_ids`` (the
-    clauses its findings cite), ``kinds`` (the record kinds it reads; others are never passed
-    to it by a :class:`~callwarden.core.detectors.detector_set.DetectorSet`) and ``params_type``
-    (its frozen parameter dataclass).
+    clauses its findings cite), ``params_type`` (its frozen parameter dataclass, whose defaults
+    apply when no parameters are given) and, when they read more than calls, ``kinds`` (the
+    record kinds they read; others are never passed to them by a
+    :class:`~callwarden.core.detectors.detector_set.DetectorSet`).
     """
 
     id: ClassVar[str]
     clause_ids: ClassVar[tuple[str, ...]]
-    kinds: ClassVar[frozenset[UsageKind]]
+    kinds: ClassVar[frozenset[UsageKind]] = frozenset({UsageKind.CALL})
     params_type: ClassVar[type]
 
     def __init__(
         self,
-        params: P,
+        params: P | None = None,
         *,
         max_keys: int = DEFAULT_MAX_KEYS,
         max_evidence: int = DEFAULT_MAX_EVIDENCE,
     ) -> None:
-        if not isinstance(params, self.params_type):
+        chosen: P = self.params_type() if params is None else params
+        if not isinstance(chosen, self.params_type):
             raise TypeError(
                 f"{self.id}: parameters must be {self.params_type.__name__}, "
-                f"got {type(params).__name__}"
+                f"got {type(chosen).__name__}"
             )
-        check_params(self.id, params)
+        check_params(self.id, chosen)
         if max_keys < 1 or max_evidence < 0:
             raise ValueError(f"{self.id}: max_keys must be positive and max_evidence not negative")
-        self.params = params
+        self.params = chosen
         self.max_keys = max_keys
         self.max_evidence = max_evidence
         self.dedup = Dedup(max_keys)
@@ -251,6 +330,57 @@ class Detector(ABC, Generic[P]):
 
     def _evidence(self) -> Evidence:
         return Evidence(self.max_evidence)
+
+    def per_key(self, factory: Callable[[Evidence], S]) -> LruMap[Any, S]:
+        """A map of per-key state bounded by ``max_keys``, each state made by ``factory`` with
+        its own evidence queue of ``max_evidence`` ids: the memory bound every detector keeps.
+        """
+        evidence = self._evidence
+        return LruMap(lambda: factory(evidence()), self.max_keys)
+
+    def raise_once(
+        self,
+        ctx: EventContext,
+        topic: str,
+        key_kind: KeyKind,
+        key: str,
+        severity: Severity,
+        window: Window,
+        *,
+        statistic: str,
+        value: float,
+        threshold: float,
+        summary: str | Callable[[], str],
+        evidence: Sequence[str] = (),
+        action: SuggestedAction = SuggestedAction.NONE,
+        hold_s: float | None = None,
+    ) -> list[DetectorFinding]:
+        """The finding (see :meth:`finding`) in a list, or none while an as severe one stands.
+
+        :class:`Dedup` holds a raised finding for ``(topic, tenant, key)`` for ``hold_s``
+        seconds (the window's span by default), so a rule that stays true does not repeat
+        itself on every record; a more severe one goes through at once. ``summary`` may be a
+        function making the text: it is then called only when the finding is raised, so a rule
+        that stays true over many records pays for no formatting on each of them.
+        """
+        hold = window.span_s if hold_s is None else hold_s
+        if not self.dedup.allow((topic, ctx.tenant.tenant_id, key), ctx.at, hold, severity):
+            return []
+        return [
+            self.finding(
+                ctx,
+                key_kind=key_kind,
+                key=key,
+                severity=severity,
+                window=window.name,
+                statistic=statistic,
+                value=value,
+                threshold=threshold,
+                summary=summary if isinstance(summary, str) else summary(),
+                evidence=tuple(evidence),
+                action=action,
+            )
+        ]
 
     def finding(
         self,

@@ -29,7 +29,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import ClassVar, Final
+from functools import partial
+from typing import Final
 
 from callwarden.core.admission.attempt import Direction
 from callwarden.core.detectors.base import (
@@ -39,6 +40,7 @@ from callwarden.core.detectors.base import (
     KeyKind,
     Severity,
     SuggestedAction,
+    held,
 )
 from callwarden.core.detectors.context import EventContext
 from callwarden.core.detectors.windows import (
@@ -46,7 +48,7 @@ from callwarden.core.detectors.windows import (
     LruMap,
     threshold_above,
 )
-from callwarden.core.usage.record import CallRecord, UsageKind, UsageRecord
+from callwarden.core.usage.record import CallRecord, UsageRecord
 
 __all__ = ["BaselineDetector", "BaselineParams"]
 
@@ -80,14 +82,16 @@ class _Key:
         self.alerted = [0, 0]
         self.evidence = evidence
 
+    def size(self) -> int:
+        return self.base.size() + self.evidence.size()
+
 
 class BaselineDetector(Detector[BaselineParams]):
     """Hour-of-week baselines per tenant, number and destination; deviation alerts."""
 
-    id: ClassVar[str] = "baseline"
-    clause_ids: ClassVar[tuple[str, ...]] = ("FRD-4",)
-    kinds: ClassVar[frozenset[UsageKind]] = frozenset({UsageKind.CALL})
-    params_type: ClassVar[type] = BaselineParams
+    id = "baseline"
+    clause_ids = ("FRD-4",)
+    params_type = BaselineParams
 
     def __init__(
         self,
@@ -97,15 +101,14 @@ class BaselineDetector(Detector[BaselineParams]):
         max_keys: int = DEFAULT_BASELINE_KEYS,
         max_evidence: int = 20,
     ) -> None:
-        super().__init__(params or BaselineParams(), max_keys=max_keys, max_evidence=max_evidence)
+        super().__init__(params, max_keys=max_keys, max_evidence=max_evidence)
         if weeks < 1:
             raise ValueError("baseline: weeks must be at least 1")
         self.weeks = weeks
-        factory = lambda: _Key(weeks, self._evidence())  # noqa: E731
+        factory = partial(_Key, weeks)
         self._keys: dict[KeyKind, LruMap[tuple[str, str], _Key]] = {
-            KeyKind.TENANT: LruMap(factory, max_keys),
-            KeyKind.NUMBER: LruMap(factory, max_keys),
-            KeyKind.DESTINATION: LruMap(factory, max_keys),
+            kind: self.per_key(factory)
+            for kind in (KeyKind.TENANT, KeyKind.NUMBER, KeyKind.DESTINATION)
         }
 
     def observe(
@@ -204,9 +207,4 @@ class BaselineDetector(Detector[BaselineParams]):
 
     def state_size(self) -> int:
         """Keys, baseline cells and evidence ids held."""
-        size = self.dedup.size()
-        for keys in self._keys.values():
-            size += len(keys)
-            for state in keys.values():
-                size += state.base.size() + state.evidence.size()
-        return size
+        return self.dedup.size() + sum(held(keys) for keys in self._keys.values())

@@ -17,23 +17,33 @@ caller IDs, but one per user.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Final
+from typing import Final
 
 from callwarden.core.detectors.base import (
     Detector,
     DetectorFinding,
     Evidence,
     KeyKind,
+    KeyOrder,
     Severity,
     SuggestedAction,
+    held,
+    key_for,
+    suspend_action,
+    tier,
 )
 from callwarden.core.detectors.context import EventContext
 from callwarden.core.detectors.windows import ONE_HOUR, LruMap, SlidingDistinct, SlidingSum
-from callwarden.core.usage.record import CallRecord, Direction, UsageKind, UsageRecord
+from callwarden.core.usage.record import CallRecord, Direction, UsageRecord
 
 __all__ = ["CallerRotationDetector", "CallerRotationParams"]
 
 _CLI_CAP: Final[int] = 256
+_KEYS: Final[KeyOrder] = (
+    (KeyKind.USER, "user_id"),
+    (KeyKind.TRUNK, "trunk_id"),
+    (KeyKind.SOURCE_IP, "source_ip"),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,20 +63,20 @@ class _Source:
         self.clis: SlidingDistinct[str] = SlidingDistinct(ONE_HOUR, cap=_CLI_CAP)
         self.evidence = evidence
 
+    def size(self) -> int:
+        return self.calls.size() + self.clis.size() + self.evidence.size()
+
 
 class CallerRotationDetector(Detector[CallerRotationParams]):
     """Distinct caller IDs per user (or trunk) within an hour."""
 
-    id: ClassVar[str] = "caller_rotation"
-    clause_ids: ClassVar[tuple[str, ...]] = ("CID-1",)
-    kinds: ClassVar[frozenset[UsageKind]] = frozenset({UsageKind.CALL})
-    params_type: ClassVar[type] = CallerRotationParams
+    id = "caller_rotation"
+    clause_ids = ("CID-1",)
+    params_type = CallerRotationParams
 
     def __init__(self, params: CallerRotationParams | None = None, **bounds: int) -> None:
-        super().__init__(params or CallerRotationParams(), **bounds)
-        self._sources: LruMap[tuple[str, str], _Source] = LruMap(
-            lambda: _Source(self._evidence()), self.max_keys
-        )
+        super().__init__(params, **bounds)
+        self._sources: LruMap[tuple[str, str], _Source] = self.per_key(_Source)
 
     def observe(
         self, event: UsageRecord, ctx: EventContext, params: CallerRotationParams | None = None
@@ -80,14 +90,7 @@ class CallerRotationDetector(Detector[CallerRotationParams]):
             return []
         p = params or self.params
         tenant = ctx.tenant.tenant_id
-        if event.user_id:
-            key_kind, key = KeyKind.USER, event.user_id
-        elif event.trunk_id:
-            key_kind, key = KeyKind.TRUNK, event.trunk_id
-        elif event.source_ip:
-            key_kind, key = KeyKind.SOURCE_IP, event.source_ip
-        else:
-            key_kind, key = KeyKind.TENANT, tenant
+        key_kind, key = key_for(event, tenant, _KEYS)
         state = self._sources.get((tenant, key))
         at = ctx.at
         calls = state.calls.add(at)
@@ -98,35 +101,22 @@ class CallerRotationDetector(Detector[CallerRotationParams]):
         state.evidence.add(event.call_id)
         if clis < p.warn_clis or clis < p.rotation_share * calls:
             return []
-        high = clis >= p.high_clis
-        severity = Severity.HIGH if high else Severity.MEDIUM
-        if not self.dedup.allow(("rotation", tenant, key), at, ONE_HOUR.span_s, severity):
-            return []
-        if not high:
-            action = SuggestedAction.NONE
-        elif key_kind is KeyKind.USER:
-            action = SuggestedAction.SUSPEND_USER
-        else:
-            action = SuggestedAction.THROTTLE
-        return [
-            self.finding(
-                ctx,
-                key_kind=key_kind,
-                key=key,
-                severity=severity,
-                window=ONE_HOUR.name,
-                statistic="distinct_caller_ids",
-                value=clis,
-                threshold=p.high_clis if high else p.warn_clis,
-                summary=f"{clis} different caller IDs on {int(calls)} calls in 60m",
-                evidence=state.evidence.ids(),
-                action=action,
-            )
-        ]
+        severity, threshold = tier(clis, p.warn_clis, p.high_clis)
+        return self.raise_once(
+            ctx,
+            "rotation",
+            key_kind,
+            key,
+            severity,
+            ONE_HOUR,
+            statistic="distinct_caller_ids",
+            value=clis,
+            threshold=threshold,
+            summary=lambda: f"{clis} different caller IDs on {int(calls)} calls in 60m",
+            evidence=state.evidence,
+            action=suspend_action(key_kind) if severity is Severity.HIGH else SuggestedAction.NONE,
+        )
 
     def state_size(self) -> int:
         """Keys, buckets, caller IDs and evidence ids held."""
-        size = len(self._sources) + self.dedup.size()
-        for state in self._sources.values():
-            size += state.calls.size() + state.clis.size() + state.evidence.size()
-        return size
+        return held(self._sources) + self.dedup.size()

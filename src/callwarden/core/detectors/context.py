@@ -253,6 +253,14 @@ class EventContext:
             return False
         return callee.number_type in HIGH_RISK_TYPES or self.high_risk is not None
 
+    def costly(self, high_cost_per_minute: float) -> bool:
+        """True when the callee is high-risk (:attr:`high_risk_type`) or the tenant's deck prices
+        it at ``high_cost_per_minute`` or more: the destinations fraud makes money on."""
+        if self.high_risk_type:
+            return True
+        price = self.rate_per_minute
+        return price is not None and price >= high_cost_per_minute
+
     @property
     def rate(self) -> Rate | None:
         """The tenant's rate for the callee at the call's start; None without a deck or rate."""

@@ -21,19 +21,22 @@ Benign look-alike: one real emergency call, or a misdial hung up at once, raises
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from functools import partial
 
 from callwarden.core.detectors.base import (
+    USER_THEN_NUMBER,
     Detector,
     DetectorFinding,
-    Evidence,
     KeyKind,
     Severity,
-    SuggestedAction,
+    held,
+    key_for,
+    tier,
 )
 from callwarden.core.detectors.context import EventContext
-from callwarden.core.detectors.windows import ONE_HOUR, LruMap, SlidingSum
-from callwarden.core.usage.record import CallRecord, Direction, UsageKind, UsageRecord
+from callwarden.core.detectors.keystate import KeySum
+from callwarden.core.detectors.windows import ONE_HOUR, LruMap
+from callwarden.core.usage.record import CallRecord, Direction, UsageRecord
 
 __all__ = ["EmergencyAbuseDetector", "EmergencyParams"]
 
@@ -47,32 +50,24 @@ class EmergencyParams:
     high_calls: int = 10
 
 
-class _Caller:
-    __slots__ = ("calls", "evidence")
-
-    def __init__(self, evidence: Evidence) -> None:
-        self.calls = SlidingSum(ONE_HOUR)
-        self.evidence = evidence
-
-
 class EmergencyAbuseDetector(Detector[EmergencyParams]):
     """Short emergency calls per user within an hour; emergency calls from campaigns."""
 
-    id: ClassVar[str] = "emergency"
-    clause_ids: ClassVar[tuple[str, ...]] = ("CID-3",)
-    kinds: ClassVar[frozenset[UsageKind]] = frozenset({UsageKind.CALL})
-    params_type: ClassVar[type] = EmergencyParams
+    id = "emergency"
+    clause_ids = ("CID-3",)
+    params_type = EmergencyParams
 
     def __init__(self, params: EmergencyParams | None = None, **bounds: int) -> None:
-        super().__init__(params or EmergencyParams(), **bounds)
-        self._callers: LruMap[tuple[str, str], _Caller] = LruMap(
-            lambda: _Caller(self._evidence()), self.max_keys
-        )
+        super().__init__(params, **bounds)
+        self._callers: LruMap[tuple[str, str], KeySum] = self.per_key(partial(KeySum, ONE_HOUR))
 
     def observe(
         self, event: UsageRecord, ctx: EventContext, params: EmergencyParams | None = None
     ) -> list[DetectorFinding]:
-        """Count short emergency calls; flag emergency calls placed by a campaign."""
+        """Count short emergency calls; flag emergency calls placed by a campaign.
+
+        No action is ever suggested: the calls went through and are for review only.
+        """
         if (
             not isinstance(event, CallRecord)
             or event.direction is not Direction.OUTBOUND
@@ -80,67 +75,52 @@ class EmergencyAbuseDetector(Detector[EmergencyParams]):
         ):
             return []
         p = params or self.params
-        tenant = ctx.tenant.tenant_id
-        if event.user_id:
-            key_kind, key = KeyKind.USER, event.user_id
-        elif event.caller:
-            key_kind, key = KeyKind.NUMBER, event.caller
-        else:
-            key_kind, key = KeyKind.TENANT, tenant
         findings: list[DetectorFinding] = []
-        at = ctx.at
-        campaign_key = ("campaign", tenant, event.campaign)
-        if event.campaign and self.dedup.allow(campaign_key, at, ONE_HOUR.span_s, Severity.HIGH):
-            findings.append(
-                self.finding(
-                    ctx,
-                    key_kind=KeyKind.CAMPAIGN,
-                    key=event.campaign,
-                    severity=Severity.HIGH,
-                    window=ONE_HOUR.name,
-                    statistic="campaign_emergency_calls",
-                    value=1,
-                    threshold=1,
-                    summary=(
-                        f"campaign {event.campaign!r} placed a call to the emergency "
-                        f"number {event.callee}"
-                    ),
-                    evidence=(event.call_id,),
-                )
+        if event.campaign:
+            findings += self.raise_once(
+                ctx,
+                "campaign",
+                KeyKind.CAMPAIGN,
+                event.campaign,
+                Severity.HIGH,
+                ONE_HOUR,
+                statistic="campaign_emergency_calls",
+                value=1,
+                threshold=1,
+                summary=lambda: (
+                    f"campaign {event.campaign!r} placed a call to the emergency "
+                    f"number {event.callee}"
+                ),
+                evidence=(event.call_id,),
             )
         if event.answered_at is not None and event.duration_s >= p.short_s:
             return findings
+        tenant = ctx.tenant.tenant_id
+        key_kind, key = key_for(event, tenant, USER_THEN_NUMBER)
         state = self._callers.get((tenant, key))
         state.evidence.add(event.call_id)
-        calls = state.calls.add(at)
+        calls = state.sum.add(ctx.at)
         if calls < p.warn_calls:
             return findings
-        high = calls >= p.high_calls
-        severity = Severity.HIGH if high else Severity.MEDIUM
-        if self.dedup.allow(("short", tenant, key), at, ONE_HOUR.span_s, severity):
-            findings.append(
-                self.finding(
-                    ctx,
-                    key_kind=key_kind,
-                    key=key,
-                    severity=severity,
-                    window=ONE_HOUR.name,
-                    statistic="short_emergency_calls",
-                    value=calls,
-                    threshold=p.high_calls if high else p.warn_calls,
-                    summary=(
-                        f"{int(calls)} short or unanswered emergency calls in 60m "
-                        "(the calls went through; this is for review)"
-                    ),
-                    evidence=state.evidence.ids(),
-                    action=SuggestedAction.NONE,
-                )
-            )
+        severity, threshold = tier(calls, p.warn_calls, p.high_calls)
+        findings += self.raise_once(
+            ctx,
+            "short",
+            key_kind,
+            key,
+            severity,
+            ONE_HOUR,
+            statistic="short_emergency_calls",
+            value=calls,
+            threshold=threshold,
+            summary=lambda: (
+                f"{int(calls)} short or unanswered emergency calls in 60m "
+                "(the calls went through; this is for review)"
+            ),
+            evidence=state.evidence,
+        )
         return findings
 
     def state_size(self) -> int:
         """Keys, buckets and evidence ids held."""
-        size = len(self._callers) + self.dedup.size()
-        for state in self._callers.values():
-            size += state.calls.size() + state.evidence.size()
-        return size
+        return held(self._callers) + self.dedup.size()

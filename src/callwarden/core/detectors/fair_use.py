@@ -21,21 +21,25 @@ works a shift, so no user's talk time or activity stretch reaches the thresholds
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar
 
 from callwarden.core.detectors.base import (
+    USER_THEN_NUMBER,
     Detector,
     DetectorFinding,
     Evidence,
     KeyKind,
     Severity,
     SuggestedAction,
+    held,
+    key_for,
+    tier,
 )
 from callwarden.core.detectors.context import EventContext
 from callwarden.core.detectors.windows import ONE_DAY, LruMap, SlidingSum
 from callwarden.core.model import Billing
-from callwarden.core.usage.record import CallRecord, UsageKind, UsageRecord
+from callwarden.core.usage.record import CallRecord, UsageRecord
 
 __all__ = ["FairUseDetector", "FairUseParams"]
 
@@ -60,20 +64,20 @@ class _User:
         self.end = -1.0
         self.evidence = evidence
 
+    def size(self) -> int:
+        return self.talk.size() + self.evidence.size()
+
 
 class FairUseDetector(Detector[FairUseParams]):
     """Talk time over 24 hours and stretches of continuous activity, per user."""
 
-    id: ClassVar[str] = "fair_use"
-    clause_ids: ClassVar[tuple[str, ...]] = ("LIM-4",)
-    kinds: ClassVar[frozenset[UsageKind]] = frozenset({UsageKind.CALL})
-    params_type: ClassVar[type] = FairUseParams
+    id = "fair_use"
+    clause_ids = ("LIM-4",)
+    params_type = FairUseParams
 
     def __init__(self, params: FairUseParams | None = None, **bounds: int) -> None:
-        super().__init__(params or FairUseParams(), **bounds)
-        self._users: LruMap[tuple[str, str], _User] = LruMap(
-            lambda: _User(self._evidence()), self.max_keys
-        )
+        super().__init__(params, **bounds)
+        self._users: LruMap[tuple[str, str], _User] = self.per_key(_User)
 
     def observe(
         self, event: UsageRecord, ctx: EventContext, params: FairUseParams | None = None
@@ -87,31 +91,23 @@ class FairUseDetector(Detector[FairUseParams]):
             return []
         p = params or self.params
         tenant = ctx.tenant.tenant_id
-        if event.user_id:
-            key_kind, key = KeyKind.USER, event.user_id
-        elif event.caller:
-            key_kind, key = KeyKind.NUMBER, event.caller
-        else:
-            key_kind, key = KeyKind.TENANT, tenant
+        key_kind, key = key_for(event, tenant, USER_THEN_NUMBER)
         state = self._users.get((tenant, key))
         state.evidence.add(event.call_id)
         at = ctx.at
         findings: list[DetectorFinding] = []
         minutes = state.talk.add(at, event.duration_s / 60)
         if minutes >= p.daily_minutes:
-            high = minutes >= p.high_daily_minutes
-            threshold = p.high_daily_minutes if high else p.daily_minutes
-            self._raise(
+            limits = (p.daily_minutes, p.high_daily_minutes)
+            findings += self._raise(
                 ctx,
                 state,
                 key_kind,
                 key,
                 "talk_minutes",
                 minutes,
-                threshold,
-                high,
-                findings,
-                f"{minutes:.0f} minutes of calls in the last 24 hours",
+                limits,
+                lambda: f"{minutes:.0f} minutes of calls in the last 24 hours",
             )
         start = ctx.started
         if state.start < 0 or start - state.end > p.gap_s:
@@ -119,19 +115,19 @@ class FairUseDetector(Detector[FairUseParams]):
         state.end = max(state.end, at)
         stretch = state.end - state.start
         if stretch >= p.continuous_s:
-            high = stretch >= p.high_continuous_s
-            threshold = p.high_continuous_s if high else p.continuous_s
-            self._raise(
+            limits = (p.continuous_s, p.high_continuous_s)
+            findings += self._raise(
                 ctx,
                 state,
                 key_kind,
                 key,
                 "continuous_seconds",
                 stretch,
-                threshold,
-                high,
-                findings,
-                f"{stretch / 3600:.1f} hours of calls without a break of {p.gap_s // 60} minutes",
+                limits,
+                lambda: (
+                    f"{stretch / 3600:.1f} hours of calls without a break of "
+                    f"{p.gap_s // 60} minutes"
+                ),
             )
         return findings
 
@@ -143,34 +139,26 @@ class FairUseDetector(Detector[FairUseParams]):
         key: str,
         statistic: str,
         value: float,
-        threshold: float,
-        high: bool,
-        findings: list[DetectorFinding],
-        summary: str,
-    ) -> None:
-        severity = Severity.HIGH if high else Severity.MEDIUM
-        dedup_key = (statistic, ctx.tenant.tenant_id, key)
-        if not self.dedup.allow(dedup_key, ctx.at, ONE_DAY.span_s, severity):
-            return
-        findings.append(
-            self.finding(
-                ctx,
-                key_kind=key_kind,
-                key=key,
-                severity=severity,
-                window=ONE_DAY.name,
-                statistic=statistic,
-                value=round(value, 2),
-                threshold=threshold,
-                summary=summary,
-                evidence=state.evidence.ids(),
-                action=SuggestedAction.THROTTLE if high else SuggestedAction.NONE,
-            )
+        limits: tuple[float, float],
+        summary: Callable[[], str],
+    ) -> list[DetectorFinding]:
+        """A medium or high finding on one of the two measures; throttling only when high."""
+        severity, threshold = tier(value, *limits)
+        return self.raise_once(
+            ctx,
+            statistic,
+            key_kind,
+            key,
+            severity,
+            ONE_DAY,
+            statistic=statistic,
+            value=round(value, 2),
+            threshold=threshold,
+            summary=summary,
+            evidence=state.evidence,
+            action=SuggestedAction.THROTTLE if severity is Severity.HIGH else SuggestedAction.NONE,
         )
 
     def state_size(self) -> int:
         """Keys, buckets and evidence ids held."""
-        size = len(self._users) + self.dedup.size()
-        for state in self._users.values():
-            size += state.talk.size() + state.evidence.size()
-        return size
+        return held(self._users) + self.dedup.size()

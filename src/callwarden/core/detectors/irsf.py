@@ -32,7 +32,7 @@ price, so its ordinary volume stays under the thresholds.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Final
+from typing import Final
 
 from callwarden.core.admission.attempt import Direction
 from callwarden.core.detectors.base import (
@@ -42,10 +42,11 @@ from callwarden.core.detectors.base import (
     KeyKind,
     Severity,
     SuggestedAction,
+    held,
 )
 from callwarden.core.detectors.context import EventContext
-from callwarden.core.detectors.windows import FIVE_MINUTES, ONE_HOUR, LruMap, SlidingSum
-from callwarden.core.usage.record import CallRecord, UsageKind, UsageRecord
+from callwarden.core.detectors.windows import FIVE_MINUTES, ONE_HOUR, LruMap, SlidingSum, Window
+from callwarden.core.usage.record import CallRecord, UsageRecord
 
 __all__ = ["IrsfDetector", "IrsfParams"]
 
@@ -82,6 +83,9 @@ class _Burst:
         self.slow = SlidingSum(ONE_HOUR)
         self.evidence = evidence
 
+    def size(self) -> int:
+        return self.fast.size() + self.slow.size() + self.evidence.size()
+
 
 class _Countries:
     __slots__ = ("calls", "evidence", "first_seen", "new_calls", "risky")
@@ -93,23 +97,28 @@ class _Countries:
         self.risky = SlidingSum(ONE_HOUR)
         self.evidence = evidence
 
+    def size(self) -> int:
+        return (
+            len(self.first_seen) + self.new_calls.size() + self.risky.size() + self.evidence.size()
+        )
+
+
+def _new_countries(first_seen: dict[str, float], at: float, new_s: float) -> list[str]:
+    """The countries first seen (after learning) less than ``new_s`` seconds before ``at``."""
+    return sorted(r for r, seen in first_seen.items() if seen >= 0 and at - seen < new_s)
+
 
 class IrsfDetector(Detector[IrsfParams]):
     """Cost-weighted bursts to high-risk or high-cost destinations; calls to new countries."""
 
-    id: ClassVar[str] = "irsf"
-    clause_ids: ClassVar[tuple[str, ...]] = ("FRD-1", "FRD-2")
-    kinds: ClassVar[frozenset[UsageKind]] = frozenset({UsageKind.CALL})
-    params_type: ClassVar[type] = IrsfParams
+    id = "irsf"
+    clause_ids = ("FRD-1", "FRD-2")
+    params_type = IrsfParams
 
     def __init__(self, params: IrsfParams | None = None, **bounds: int) -> None:
-        super().__init__(params or IrsfParams(), **bounds)
-        self._bursts: LruMap[tuple[str, int], _Burst] = LruMap(
-            lambda: _Burst(self._evidence()), self.max_keys
-        )
-        self._countries: LruMap[str, _Countries] = LruMap(
-            lambda: _Countries(self._evidence()), self.max_keys
-        )
+        super().__init__(params, **bounds)
+        self._bursts: LruMap[tuple[str, int], _Burst] = self.per_key(_Burst)
+        self._countries: LruMap[str, _Countries] = self.per_key(_Countries)
 
     def observe(
         self, event: UsageRecord, ctx: EventContext, params: IrsfParams | None = None
@@ -122,15 +131,15 @@ class IrsfDetector(Detector[IrsfParams]):
             return []
         p = params or self.params
         findings: list[DetectorFinding] = []
-        price = ctx.rate_per_minute
-        risky = ctx.high_risk_type or (price is not None and price >= p.high_cost_per_minute)
+        risky = ctx.costly(p.high_cost_per_minute)
         if risky:
+            price = ctx.rate_per_minute
             weight = p.unrated_weight if price is None else price * (1 + event.duration_s / 60)
             if weight > 0:
                 self._score(event, ctx, p, callee.country_code or 0, weight, findings)
         region = callee.region
         if region is not None and region != ctx.tenant.country:
-            self._country(event, ctx, p, region, risky, findings)
+            findings += self._country(event, ctx, p, region, risky)
         else:
             self._countries.get(ctx.tenant.tenant_id).calls += 1
         return findings
@@ -144,41 +153,51 @@ class IrsfDetector(Detector[IrsfParams]):
         weight: float,
         findings: list[DetectorFinding],
     ) -> None:
+        """Add a risky call's weight to its country's 5- and 60-minute scores."""
         tenant = ctx.tenant.tenant_id
         burst = self._bursts.get((tenant, country_code))
         burst.evidence.add(event.call_id)
         at = ctx.at
-        for window, sums, threshold in (
-            (FIVE_MINUTES, burst.fast, p.fast_score),
-            (ONE_HOUR, burst.slow, p.slow_score),
+        for topic, window, sums, threshold in (
+            ("burst 5m", FIVE_MINUTES, burst.fast, p.fast_score),
+            ("burst 60m", ONE_HOUR, burst.slow, p.slow_score),
         ):
             score = sums.add(at, weight)
-            if score < threshold:
-                continue
-            critical = score >= threshold * p.critical_factor
-            severity = Severity.CRITICAL if critical else Severity.HIGH
-            if not self.dedup.allow(
-                ("burst", tenant, country_code, window.name), at, window.span_s, severity
-            ):
-                continue
-            findings.append(
-                self.finding(
-                    ctx,
-                    key_kind=KeyKind.DESTINATION,
-                    key=f"+{country_code}",
-                    severity=severity,
-                    window=window.name,
-                    statistic="cost_weighted_score",
-                    value=round(score, 4),
-                    threshold=threshold,
-                    summary=(
-                        f"calls to high-risk or high-cost numbers in +{country_code} scored "
-                        f"{score:.2f} in {window.name} (threshold {threshold:g})"
-                    ),
-                    evidence=burst.evidence.ids(),
-                    action=SuggestedAction.BLOCK_PREFIX,
+            if score >= threshold:
+                findings += self._burst(
+                    ctx, topic, window, country_code, score, threshold, burst, p
                 )
-            )
+
+    def _burst(
+        self,
+        ctx: EventContext,
+        topic: str,
+        window: Window,
+        country_code: int,
+        score: float,
+        threshold: float,
+        burst: _Burst,
+        p: IrsfParams,
+    ) -> list[DetectorFinding]:
+        """A finding on the destination country whose score crossed ``window``'s threshold."""
+        critical = score >= threshold * p.critical_factor
+        return self.raise_once(
+            ctx,
+            topic,
+            KeyKind.DESTINATION,
+            f"+{country_code}",
+            Severity.CRITICAL if critical else Severity.HIGH,
+            window,
+            statistic="cost_weighted_score",
+            value=round(score, 4),
+            threshold=threshold,
+            summary=lambda: (
+                f"calls to high-risk or high-cost numbers in +{country_code} scored "
+                f"{score:.2f} in {window.name} (threshold {threshold:g})"
+            ),
+            evidence=burst.evidence,
+            action=SuggestedAction.BLOCK_PREFIX,
+        )
 
     def _country(
         self,
@@ -187,8 +206,8 @@ class IrsfDetector(Detector[IrsfParams]):
         p: IrsfParams,
         region: str,
         risky: bool,
-        findings: list[DetectorFinding],
-    ) -> None:
+    ) -> list[DetectorFinding]:
+        """Calls to countries new for the tenant, once it has learnt its usual ones."""
         tenant = ctx.tenant.tenant_id
         state = self._countries.get(tenant)
         state.calls += 1
@@ -196,46 +215,36 @@ class IrsfDetector(Detector[IrsfParams]):
         first = state.first_seen.get(region)
         if first is None:
             if len(state.first_seen) >= _MAX_COUNTRIES:
-                return
+                return []
             # Countries met while learning are part of the tenant's normal traffic.
             first = state.first_seen[region] = at if state.calls > p.learning_calls else -1.0
         if first < 0 or at - first >= p.new_country_s:
-            return
+            return []
         state.evidence.add(event.call_id)
         calls = state.new_calls.add(at)
         risky_calls = state.risky.add(at, 1 if risky else 0)
         if calls < p.new_country_calls:
-            return
+            return []
         severity = Severity.HIGH if risky_calls else Severity.MEDIUM
-        if not self.dedup.allow(("new", tenant), at, ONE_HOUR.span_s, severity):
-            return
-        new = sorted(
-            r for r, seen in state.first_seen.items() if seen >= 0 and at - seen < p.new_country_s
-        )
-        findings.append(
-            self.finding(
-                ctx,
-                key_kind=KeyKind.TENANT,
-                key=tenant,
-                severity=severity,
-                window=ONE_HOUR.name,
-                statistic="calls_to_new_countries",
-                value=calls,
-                threshold=p.new_country_calls,
-                summary=(
-                    f"{int(calls)} calls in 60m to countries new for the tenant ({', '.join(new)})"
-                ),
-                evidence=state.evidence.ids(),
-                action=SuggestedAction.THROTTLE if risky_calls else SuggestedAction.NONE,
-            )
+        first_seen = state.first_seen
+        return self.raise_once(
+            ctx,
+            "new",
+            KeyKind.TENANT,
+            tenant,
+            severity,
+            ONE_HOUR,
+            statistic="calls_to_new_countries",
+            value=calls,
+            threshold=p.new_country_calls,
+            summary=lambda: (
+                f"{int(calls)} calls in 60m to countries new for the tenant "
+                f"({', '.join(_new_countries(first_seen, at, p.new_country_s))})"
+            ),
+            evidence=state.evidence,
+            action=SuggestedAction.THROTTLE if risky_calls else SuggestedAction.NONE,
         )
 
     def state_size(self) -> int:
         """Keys, buckets, countries and evidence ids held."""
-        size = len(self._bursts) + len(self._countries) + self.dedup.size()
-        for burst in self._bursts.values():
-            size += burst.fast.size() + burst.slow.size() + burst.evidence.size()
-        for state in self._countries.values():
-            size += len(state.first_seen) + state.new_calls.size() + state.risky.size()
-            size += state.evidence.size()
-        return size
+        return held(self._bursts) + held(self._countries) + self.dedup.size()

@@ -29,20 +29,21 @@ customers' area) is concentrated but not costly, so it raises nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from functools import partial
 
 from callwarden.core.admission.attempt import Direction
 from callwarden.core.detectors.base import (
     Detector,
     DetectorFinding,
-    Evidence,
     KeyKind,
     Severity,
     SuggestedAction,
+    held,
 )
 from callwarden.core.detectors.context import EventContext
+from callwarden.core.detectors.keystate import KeySum
 from callwarden.core.detectors.windows import ONE_DAY, ONE_HOUR, LruMap, SlidingSum
-from callwarden.core.usage.record import CallRecord, UsageKind, UsageRecord
+from callwarden.core.usage.record import CallRecord, UsageRecord
 
 __all__ = ["PumpingDetector", "PumpingParams"]
 
@@ -61,14 +62,6 @@ class PumpingParams:
     max_sources: int = 3
 
 
-class _Range:
-    __slots__ = ("evidence", "minutes")
-
-    def __init__(self, evidence: Evidence) -> None:
-        self.minutes = SlidingSum(ONE_HOUR)
-        self.evidence = evidence
-
-
 class _Number:
     """What is known of a number since it was first seen: calls, minutes, a few callers."""
 
@@ -81,23 +74,24 @@ class _Number:
         self.sources: list[str] = []
         self.evidence: list[str] = []
 
+    def size(self) -> int:
+        return len(self.sources) + len(self.evidence)
+
 
 class PumpingDetector(Detector[PumpingParams]):
     """Minutes concentrated on costly ranges; sudden volume to numbers with no history."""
 
-    id: ClassVar[str] = "pumping"
-    clause_ids: ClassVar[tuple[str, ...]] = ("FRD-5",)
-    kinds: ClassVar[frozenset[UsageKind]] = frozenset({UsageKind.CALL})
-    params_type: ClassVar[type] = PumpingParams
+    id = "pumping"
+    clause_ids = ("FRD-5",)
+    params_type = PumpingParams
 
     def __init__(self, params: PumpingParams | None = None, **bounds: int) -> None:
-        super().__init__(params or PumpingParams(), **bounds)
+        super().__init__(params, **bounds)
         self._tenant_minutes: LruMap[str, SlidingSum] = LruMap(
             lambda: SlidingSum(ONE_HOUR), self.max_keys
         )
-        self._ranges: LruMap[tuple[str, str], _Range] = LruMap(
-            lambda: _Range(self._evidence()), self.max_keys
-        )
+        # answered minutes per costly range
+        self._ranges: LruMap[tuple[str, str], KeySum] = self.per_key(partial(KeySum, ONE_HOUR))
         self._numbers: LruMap[tuple[str, str], _Number] = LruMap(_Number, self.max_keys)
 
     def observe(
@@ -140,36 +134,32 @@ class PumpingDetector(Detector[PumpingParams]):
         tenant = ctx.tenant.tenant_id
         at = ctx.at
         total = self._tenant_minutes.get(tenant).add(at, minutes)
-        price = ctx.rate_per_minute
-        if not (ctx.high_risk_type or (price is not None and price >= p.high_cost_per_minute)):
+        if not ctx.costly(p.high_cost_per_minute):
             return  # only costly ranges are followed
         prefix = e164[1 : 1 + p.range_digits]
         state = self._ranges.get((tenant, prefix))
         state.evidence.add(event.call_id)
-        on_range = state.minutes.add(at, minutes)
+        on_range = state.sum.add(at, minutes)
         if on_range < p.min_range_minutes or on_range < p.range_share * total:
             return
         share = on_range / total
         severity = Severity.CRITICAL if on_range >= 3 * p.min_range_minutes else Severity.HIGH
-        if not self.dedup.allow(("range", tenant, prefix), at, ONE_HOUR.span_s, severity):
-            return
-        findings.append(
-            self.finding(
-                ctx,
-                key_kind=KeyKind.DESTINATION,
-                key=f"+{prefix}",
-                severity=severity,
-                window=ONE_HOUR.name,
-                statistic="minutes_to_range",
-                value=round(on_range, 2),
-                threshold=p.min_range_minutes,
-                summary=(
-                    f"{on_range:.0f} minutes in 60m ({share:.0%} of the tenant's) went to the "
-                    f"costly range +{prefix}"
-                ),
-                evidence=state.evidence.ids(),
-                action=SuggestedAction.BLOCK_PREFIX,
-            )
+        findings += self.raise_once(
+            ctx,
+            "range",
+            KeyKind.DESTINATION,
+            f"+{prefix}",
+            severity,
+            ONE_HOUR,
+            statistic="minutes_to_range",
+            value=round(on_range, 2),
+            threshold=p.min_range_minutes,
+            summary=lambda: (
+                f"{on_range:.0f} minutes in 60m ({share:.0%} of the tenant's) went to the "
+                f"costly range +{prefix}"
+            ),
+            evidence=state.evidence,
+            action=SuggestedAction.BLOCK_PREFIX,
         )
 
     def _sudden(
@@ -197,38 +187,27 @@ class PumpingDetector(Detector[PumpingParams]):
             return
         if len(sources) > p.max_sources:
             return
-        tenant = ctx.tenant.tenant_id
-        severity = Severity.HIGH
-        if not self.dedup.allow(("number", tenant, number), ctx.at, p.new_number_s, severity):
-            return
-        findings.append(
-            self.finding(
-                ctx,
-                key_kind=KeyKind.NUMBER,
-                key=number,
-                severity=severity,
-                window=ONE_DAY.name,
-                statistic="minutes_to_new_number",
-                value=round(seen.minutes, 2),
-                threshold=p.new_number_minutes,
-                summary=(
-                    f"{seen.minutes:.0f} minutes in {seen.calls} calls "
-                    f"{'to' if outbound else 'on'} {number} within a day of its first call, "
-                    f"from {len(sources)} caller(s)"
-                ),
-                evidence=tuple(evidence),
-                action=SuggestedAction.BLOCK_PREFIX if outbound else SuggestedAction.THROTTLE,
-            )
+        findings += self.raise_once(
+            ctx,
+            "number",
+            KeyKind.NUMBER,
+            number,
+            Severity.HIGH,
+            ONE_DAY,
+            statistic="minutes_to_new_number",
+            value=round(seen.minutes, 2),
+            threshold=p.new_number_minutes,
+            summary=lambda: (
+                f"{seen.minutes:.0f} minutes in {seen.calls} calls "
+                f"{'to' if outbound else 'on'} {number} within a day of its first call, "
+                f"from {len(sources)} caller(s)"
+            ),
+            evidence=evidence,
+            action=SuggestedAction.BLOCK_PREFIX if outbound else SuggestedAction.THROTTLE,
+            hold_s=p.new_number_s,
         )
 
     def state_size(self) -> int:
         """Keys, buckets, sources and evidence ids held."""
-        size = len(self._tenant_minutes) + len(self._ranges) + len(self._numbers)
-        size += self.dedup.size()
-        for sums in self._tenant_minutes.values():
-            size += sums.size()
-        for state in self._ranges.values():
-            size += state.minutes.size() + state.evidence.size()
-        for number in self._numbers.values():
-            size += len(number.sources) + len(number.evidence)
-        return size
+        size = held(self._tenant_minutes) + held(self._ranges) + held(self._numbers)
+        return size + self.dedup.size()

@@ -25,22 +25,29 @@ answers and agents talk for very different lengths: one or two signals, no findi
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from typing import ClassVar, Final
+from functools import partial
+from typing import Final
 
 from callwarden.core.admission.attempt import Direction
 from callwarden.core.detectors.base import (
+    NUMBER_THEN_USER,
     Detector,
     DetectorFinding,
-    Evidence,
-    KeyKind,
     Severity,
     SuggestedAction,
+    held,
+    key_for,
+    suspend_action,
 )
 from callwarden.core.detectors.context import EventContext
-from callwarden.core.detectors.windows import ONE_HOUR, LruMap, SlidingDistinct, SlidingTotals
-from callwarden.core.usage.record import CallRecord, UsageKind, UsageRecord
+from callwarden.core.detectors.keystate import KeyTally
+from callwarden.core.detectors.windows import (
+    ONE_HOUR,
+    LruMap,
+    mean_cv,
+)
+from callwarden.core.usage.record import CallRecord, UsageRecord
 
 __all__ = ["RobocallDetector", "RobocallParams"]
 
@@ -60,28 +67,18 @@ class RobocallParams:
     uniform_cv: float = 0.2
 
 
-class _Caller:
-    __slots__ = ("destinations", "evidence", "totals")
-
-    def __init__(self, evidence: Evidence) -> None:
-        # attempts, answered, very short answered, seconds, seconds squared
-        self.totals = SlidingTotals(ONE_HOUR, 5)
-        self.destinations: SlidingDistinct[str] = SlidingDistinct(ONE_HOUR, cap=_DISTINCT_CAP)
-        self.evidence = evidence
-
-
 class RobocallDetector(Detector[RobocallParams]):
     """Attempts, answer rate, short calls, distinct destinations and duration spread per caller."""
 
-    id: ClassVar[str] = "robocall"
-    clause_ids: ClassVar[tuple[str, ...]] = ("DIA-2",)
-    kinds: ClassVar[frozenset[UsageKind]] = frozenset({UsageKind.CALL})
-    params_type: ClassVar[type] = RobocallParams
+    id = "robocall"
+    clause_ids = ("DIA-2",)
+    params_type = RobocallParams
 
     def __init__(self, params: RobocallParams | None = None, **bounds: int) -> None:
-        super().__init__(params or RobocallParams(), **bounds)
-        self._callers: LruMap[tuple[str, str], _Caller] = LruMap(
-            lambda: _Caller(self._evidence()), self.max_keys
+        super().__init__(params, **bounds)
+        # totals: attempts, answered, very short answered, seconds, seconds squared
+        self._callers: LruMap[tuple[str, str], KeyTally] = self.per_key(
+            partial(KeyTally, ONE_HOUR, 5, _DISTINCT_CAP)
         )
 
     def observe(
@@ -92,12 +89,7 @@ class RobocallDetector(Detector[RobocallParams]):
             return []
         p = params or self.params
         tenant = ctx.tenant.tenant_id
-        if event.caller:
-            key_kind, key = KeyKind.NUMBER, event.caller
-        elif event.user_id:
-            key_kind, key = KeyKind.USER, event.user_id
-        else:
-            key_kind, key = KeyKind.TENANT, tenant
+        key_kind, key = key_for(event, tenant, NUMBER_THEN_USER)
         state = self._callers.get((tenant, key))
         at = ctx.at
         d = event.duration_s
@@ -118,8 +110,7 @@ class RobocallDetector(Detector[RobocallParams]):
         if n >= p.min_answered:
             if short / n >= p.short_share:
                 signals.append(f"{short / n:.0%} of answered calls {p.short_s} s or less")
-            mean = s / n
-            cv = math.sqrt(max(s2 / n - mean * mean, 0.0)) / mean if mean > 0 else 0.0
+            cv = mean_cv(n, s, s2)[1]
             if cv <= p.uniform_cv:
                 signals.append(f"uniform durations (variation {cv:.2f})")
         if distinct >= min(p.distinct_share * attempts, _DISTINCT_CAP):
@@ -127,37 +118,23 @@ class RobocallDetector(Detector[RobocallParams]):
         if len(signals) < 3:
             return []
         critical = len(signals) == 4
-        severity = Severity.CRITICAL if critical else Severity.HIGH
-        if not self.dedup.allow(("robocall", tenant, key), at, ONE_HOUR.span_s, severity):
-            return []
-        if not critical:
-            action = SuggestedAction.THROTTLE
-        elif key_kind is KeyKind.NUMBER:
-            action = SuggestedAction.SUSPEND_NUMBER
-        elif key_kind is KeyKind.USER:
-            action = SuggestedAction.SUSPEND_USER
-        else:
-            action = SuggestedAction.THROTTLE
-        return [
-            self.finding(
-                ctx,
-                key_kind=key_kind,
-                key=key,
-                severity=severity,
-                window=ONE_HOUR.name,
-                statistic="attempts",
-                value=attempts,
-                threshold=p.min_attempts,
-                summary=f"robocall signature over {int(attempts)} attempts in 60m: "
-                + "; ".join(signals),
-                evidence=state.evidence.ids(),
-                action=action,
-            )
-        ]
+        return self.raise_once(
+            ctx,
+            "robocall",
+            key_kind,
+            key,
+            Severity.CRITICAL if critical else Severity.HIGH,
+            ONE_HOUR,
+            statistic="attempts",
+            value=attempts,
+            threshold=p.min_attempts,
+            summary=lambda: (
+                f"robocall signature over {int(attempts)} attempts in 60m: " + "; ".join(signals)
+            ),
+            evidence=state.evidence,
+            action=suspend_action(key_kind) if critical else SuggestedAction.THROTTLE,
+        )
 
     def state_size(self) -> int:
         """Keys, buckets, destinations and evidence ids held."""
-        size = len(self._callers) + self.dedup.size()
-        for state in self._callers.values():
-            size += state.totals.size() + state.destinations.size() + state.evidence.size()
-        return size
+        return held(self._callers) + self.dedup.size()

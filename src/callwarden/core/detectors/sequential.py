@@ -19,15 +19,19 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Final
 
 from callwarden.core.detectors.base import (
     Detector,
     DetectorFinding,
     Evidence,
     KeyKind,
+    KeyOrder,
     Severity,
     SuggestedAction,
+    held,
+    key_for,
+    tier,
 )
 from callwarden.core.detectors.context import EventContext
 from callwarden.core.detectors.windows import ONE_HOUR, LruMap
@@ -40,6 +44,13 @@ from callwarden.core.usage.record import (
 )
 
 __all__ = ["SequentialDialingDetector", "SequentialParams"]
+
+#: The user, else the presenting number (a call's caller, a message's sender).
+_KEYS: Final[KeyOrder] = (
+    (KeyKind.USER, "user_id"),
+    (KeyKind.NUMBER, "caller"),
+    (KeyKind.NUMBER, "sender"),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,29 +72,30 @@ class _Source:
         self.runs: OrderedDict[int, list[float]] = OrderedDict()
         self.evidence = evidence
 
+    def size(self) -> int:
+        return len(self.runs) + self.evidence.size()
+
 
 class SequentialDialingDetector(Detector[SequentialParams]):
     """Runs of consecutive numbers dialled by one source."""
 
-    id: ClassVar[str] = "sequential"
-    clause_ids: ClassVar[tuple[str, ...]] = ("DIA-5",)
-    kinds: ClassVar[frozenset[UsageKind]] = frozenset({UsageKind.CALL, UsageKind.MESSAGE})
-    params_type: ClassVar[type] = SequentialParams
+    id = "sequential"
+    clause_ids = ("DIA-5",)
+    kinds = frozenset({UsageKind.CALL, UsageKind.MESSAGE})
+    params_type = SequentialParams
 
     def __init__(self, params: SequentialParams | None = None, **bounds: int) -> None:
-        super().__init__(params or SequentialParams(), **bounds)
-        self._sources: LruMap[tuple[str, str], _Source] = LruMap(
-            lambda: _Source(self._evidence()), self.max_keys
-        )
+        super().__init__(params, **bounds)
+        self._sources: LruMap[tuple[str, str], _Source] = self.per_key(_Source)
 
     def observe(
         self, event: UsageRecord, ctx: EventContext, params: SequentialParams | None = None
     ) -> list[DetectorFinding]:
         """Extend or start a run with the dialled number; raise at the run thresholds."""
         if isinstance(event, CallRecord):
-            item_id, presented = event.call_id, event.caller
+            item_id = event.call_id
         elif isinstance(event, MessageRecord):
-            item_id, presented = event.message_id, event.sender
+            item_id = event.message_id
         else:
             return []
         if event.direction is not Direction.OUTBOUND:
@@ -94,12 +106,7 @@ class SequentialDialingDetector(Detector[SequentialParams]):
         p = params or self.params
         number = int(callee.e164[1:])
         tenant = ctx.tenant.tenant_id
-        if event.user_id:
-            key_kind, key = KeyKind.USER, event.user_id
-        elif presented:
-            key_kind, key = KeyKind.NUMBER, presented
-        else:
-            key_kind, key = KeyKind.TENANT, tenant
+        key_kind, key = key_for(event, tenant, _KEYS)
         state = self._sources.get((tenant, key))
         runs = state.runs
         at = ctx.at
@@ -126,30 +133,22 @@ class SequentialDialingDetector(Detector[SequentialParams]):
         state.evidence.add(item_id)
         if length < p.warn_run:
             return []
-        severity = Severity.HIGH if length >= p.block_run else Severity.MEDIUM
-        if not self.dedup.allow(("run", tenant, key), at, ONE_HOUR.span_s, severity):
-            return []
-        return [
-            self.finding(
-                ctx,
-                key_kind=key_kind,
-                key=key,
-                severity=severity,
-                window=ONE_HOUR.name,
-                statistic="sequential_run",
-                value=length,
-                threshold=p.block_run if severity is Severity.HIGH else p.warn_run,
-                summary=f"{int(length)} consecutive numbers dialled up to {callee.e164}",
-                evidence=state.evidence.ids(),
-                action=SuggestedAction.THROTTLE
-                if severity is Severity.HIGH
-                else SuggestedAction.NONE,
-            )
-        ]
+        severity, threshold = tier(length, p.warn_run, p.block_run)
+        return self.raise_once(
+            ctx,
+            "run",
+            key_kind,
+            key,
+            severity,
+            ONE_HOUR,
+            statistic="sequential_run",
+            value=length,
+            threshold=threshold,
+            summary=lambda: f"{int(length)} consecutive numbers dialled up to {callee.e164}",
+            evidence=state.evidence,
+            action=SuggestedAction.THROTTLE if severity is Severity.HIGH else SuggestedAction.NONE,
+        )
 
     def state_size(self) -> int:
         """Keys, runs and evidence ids held."""
-        size = len(self._sources) + self.dedup.size()
-        for state in self._sources.values():
-            size += len(state.runs) + state.evidence.size()
-        return size
+        return held(self._sources) + self.dedup.size()

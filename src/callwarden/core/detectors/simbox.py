@@ -24,9 +24,8 @@ geographic numbers, taking calls as well as making them, with conversations of e
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from typing import ClassVar, Final
+from typing import Final
 
 from callwarden.core.admission.attempt import Direction
 from callwarden.core.detectors.base import (
@@ -34,18 +33,28 @@ from callwarden.core.detectors.base import (
     DetectorFinding,
     Evidence,
     KeyKind,
+    KeyOrder,
     Severity,
     SuggestedAction,
+    held,
+    key_for,
 )
 from callwarden.core.detectors.context import EventContext
-from callwarden.core.detectors.windows import ONE_HOUR, LruMap, SlidingDistinct, SlidingTotals
+from callwarden.core.detectors.windows import (
+    ONE_HOUR,
+    LruMap,
+    SlidingDistinct,
+    SlidingTotals,
+    mean_cv,
+)
 from callwarden.core.numbering import NumberType
-from callwarden.core.usage.record import CallRecord, UsageKind, UsageRecord
+from callwarden.core.usage.record import CallRecord, UsageRecord
 
 __all__ = ["SimBoxDetector", "SimBoxParams"]
 
 _MOBILE: Final = frozenset({NumberType.MOBILE, NumberType.FIXED_LINE_OR_MOBILE})
 _CLI_CAP: Final[int] = 256
+_KEYS: Final[KeyOrder] = ((KeyKind.TRUNK, "trunk_id"), (KeyKind.SOURCE_IP, "source_ip"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,20 +80,22 @@ class _Source:
         self.mobile_clis: SlidingDistinct[str] = SlidingDistinct(ONE_HOUR, cap=_CLI_CAP)
         self.evidence = evidence
 
+    def size(self) -> int:
+        return (
+            self.totals.size() + self.clis.size() + self.mobile_clis.size() + self.evidence.size()
+        )
+
 
 class SimBoxDetector(Detector[SimBoxParams]):
     """Mobile caller IDs, one-way traffic, short uniform calls and CLI rotation per trunk."""
 
-    id: ClassVar[str] = "simbox"
-    clause_ids: ClassVar[tuple[str, ...]] = ("FRD-6",)
-    kinds: ClassVar[frozenset[UsageKind]] = frozenset({UsageKind.CALL})
-    params_type: ClassVar[type] = SimBoxParams
+    id = "simbox"
+    clause_ids = ("FRD-6",)
+    params_type = SimBoxParams
 
     def __init__(self, params: SimBoxParams | None = None, **bounds: int) -> None:
-        super().__init__(params or SimBoxParams(), **bounds)
-        self._sources: LruMap[tuple[str, str, str], _Source] = LruMap(
-            lambda: _Source(self._evidence()), self.max_keys
-        )
+        super().__init__(params, **bounds)
+        self._sources: LruMap[tuple[str, str, str], _Source] = self.per_key(_Source)
 
     def observe(
         self, event: UsageRecord, ctx: EventContext, params: SimBoxParams | None = None
@@ -94,12 +105,7 @@ class SimBoxDetector(Detector[SimBoxParams]):
             return []
         p = params or self.params
         tenant = ctx.tenant.tenant_id
-        if event.trunk_id:
-            key_kind, key = KeyKind.TRUNK, event.trunk_id
-        elif event.source_ip:
-            key_kind, key = KeyKind.SOURCE_IP, event.source_ip
-        else:
-            key_kind, key = KeyKind.TENANT, tenant
+        key_kind, key = key_for(event, tenant, _KEYS)
         state = self._sources.get((tenant, key_kind, key))
         at = ctx.at
         if event.direction is not Direction.OUTBOUND:
@@ -126,8 +132,7 @@ class SimBoxDetector(Detector[SimBoxParams]):
         if outbound >= p.min_calls and outbound / (outbound + inbound) >= p.one_way_share:
             signals.append("one-way traffic")
         if n >= p.min_answered:
-            mean = s / n
-            cv = math.sqrt(max(s2 / n - mean * mean, 0.0)) / mean if mean > 0 else 0.0
+            mean, cv = mean_cv(n, s, s2)
             if mean <= p.short_mean_s and cv <= p.uniform_cv:
                 signals.append("short uniform calls")
         if clis / outbound >= p.rotation_share:
@@ -135,30 +140,21 @@ class SimBoxDetector(Detector[SimBoxParams]):
         if len(signals) < 3:
             return []
         severity = Severity.HIGH if len(signals) == 4 else Severity.MEDIUM
-        if not self.dedup.allow(("simbox", tenant, key), at, ONE_HOUR.span_s, severity):
-            return []
-        return [
-            self.finding(
-                ctx,
-                key_kind=key_kind,
-                key=key,
-                severity=severity,
-                window=ONE_HOUR.name,
-                statistic="mobile_caller_ids",
-                value=mobiles,
-                threshold=p.min_mobile_clis,
-                summary=f"SIM-box signals in 60m: {', '.join(signals)}",
-                evidence=state.evidence.ids(),
-                action=SuggestedAction.THROTTLE
-                if severity is Severity.HIGH
-                else SuggestedAction.NONE,
-            )
-        ]
+        return self.raise_once(
+            ctx,
+            "simbox",
+            key_kind,
+            key,
+            severity,
+            ONE_HOUR,
+            statistic="mobile_caller_ids",
+            value=mobiles,
+            threshold=p.min_mobile_clis,
+            summary=lambda: f"SIM-box signals in 60m: {', '.join(signals)}",
+            evidence=state.evidence,
+            action=SuggestedAction.THROTTLE if severity is Severity.HIGH else SuggestedAction.NONE,
+        )
 
     def state_size(self) -> int:
         """Keys, buckets, caller IDs and evidence ids held."""
-        size = len(self._sources) + self.dedup.size()
-        for state in self._sources.values():
-            size += state.totals.size() + state.clis.size() + state.mobile_clis.size()
-            size += state.evidence.size()
-        return size
+        return held(self._sources) + self.dedup.size()

@@ -25,26 +25,28 @@ Benign look-alikes: returning a missed domestic call; a dialer whose calls ring 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Final
+from functools import partial
+from typing import Final
 
 from callwarden.core.admission.attempt import Direction
 from callwarden.core.detectors.base import (
+    NUMBER_THEN_USER,
     Detector,
     DetectorFinding,
-    Evidence,
     KeyKind,
     Severity,
     SuggestedAction,
+    held,
+    key_for,
+    suspend_action,
 )
 from callwarden.core.detectors.context import EventContext
+from callwarden.core.detectors.keystate import KeySum, KeyTally
 from callwarden.core.detectors.windows import (
     ONE_HOUR,
     LruMap,
-    SlidingDistinct,
-    SlidingSum,
-    SlidingTotals,
 )
-from callwarden.core.usage.record import CallRecord, Disposition, UsageKind, UsageRecord
+from callwarden.core.usage.record import CallRecord, Disposition, UsageRecord
 
 __all__ = ["WangiriDetector", "WangiriParams"]
 
@@ -65,25 +67,6 @@ class WangiriParams:
     distinct_share: float = 0.8
 
 
-class _Origin:
-    __slots__ = ("destinations", "evidence", "totals")
-
-    def __init__(self, evidence: Evidence) -> None:
-        # attempts, one-ring attempts
-        self.totals = SlidingTotals(ONE_HOUR, 2)
-        # distinct numbers among the one-ring attempts
-        self.destinations: SlidingDistinct[str] = SlidingDistinct(ONE_HOUR, cap=_DISTINCT_CAP)
-        self.evidence = evidence
-
-
-class _Callbacks:
-    __slots__ = ("count", "evidence")
-
-    def __init__(self, evidence: Evidence) -> None:
-        self.count = SlidingSum(ONE_HOUR)
-        self.evidence = evidence
-
-
 def _ring_s(event: CallRecord) -> float | None:
     """How long an unanswered call rang, when its end is known."""
     if event.ended_at is None:
@@ -94,20 +77,19 @@ def _ring_s(event: CallRecord) -> float | None:
 class WangiriDetector(Detector[WangiriParams]):
     """Call-backs to foreign one-ring callers; one-ring bursts from the tenant itself."""
 
-    id: ClassVar[str] = "wangiri"
-    clause_ids: ClassVar[tuple[str, ...]] = ("FRD-2",)
-    kinds: ClassVar[frozenset[UsageKind]] = frozenset({UsageKind.CALL})
-    params_type: ClassVar[type] = WangiriParams
+    id = "wangiri"
+    clause_ids = ("FRD-2",)
+    params_type = WangiriParams
 
     def __init__(self, params: WangiriParams | None = None, **bounds: int) -> None:
-        super().__init__(params or WangiriParams(), **bounds)
+        super().__init__(params, **bounds)
         # (tenant, caller e164) -> when it rang once
         self._rang: LruMap[tuple[str, str], list[float]] = LruMap(lambda: [0.0], self.max_keys)
-        self._callbacks: LruMap[str, _Callbacks] = LruMap(
-            lambda: _Callbacks(self._evidence()), self.max_keys
-        )
-        self._origins: LruMap[tuple[str, str], _Origin] = LruMap(
-            lambda: _Origin(self._evidence()), self.max_keys
+        # call-backs per tenant
+        self._callbacks: LruMap[str, KeySum] = self.per_key(partial(KeySum, ONE_HOUR))
+        # totals: attempts, one-ring attempts; destinations: among the one-ring attempts
+        self._origins: LruMap[tuple[str, str], KeyTally] = self.per_key(
+            partial(KeyTally, ONE_HOUR, 2, _DISTINCT_CAP)
         )
 
     def observe(
@@ -131,113 +113,83 @@ class WangiriDetector(Detector[WangiriParams]):
                 ):
                     self._rang.get((ctx.tenant.tenant_id, caller.e164))[0] = ctx.at
             return []
-        findings: list[DetectorFinding] = []
-        self._callback(event, ctx, p, findings)
-        self._origin(event, ctx, p, one_ring, findings)
-        return findings
+        return self._callback(event, ctx, p) + self._origin(event, ctx, p, one_ring)
 
     def _callback(
-        self,
-        event: CallRecord,
-        ctx: EventContext,
-        p: WangiriParams,
-        findings: list[DetectorFinding],
-    ) -> None:
+        self, event: CallRecord, ctx: EventContext, p: WangiriParams
+    ) -> list[DetectorFinding]:
+        """A call-back to a foreign number that rang this tenant once."""
         if not len(self._rang):
-            return
+            return []
         callee = ctx.callee
         if callee is None or callee.e164 is None:
-            return
+            return []
         tenant = ctx.tenant.tenant_id
         rang = self._rang.peek((tenant, callee.e164))
         if rang is None or not 0 <= ctx.started - rang[0] < p.callback_s:
-            return
+            return []
         state = self._callbacks.get(tenant)
         state.evidence.add(event.call_id)
-        count = state.count.add(ctx.at)
-        price = ctx.rate_per_minute
-        risky = ctx.high_risk_type or (price is not None and price >= p.high_cost_per_minute)
+        count = state.sum.add(ctx.at)
+        risky = ctx.costly(p.high_cost_per_minute)
         severity = Severity.HIGH if risky or count >= p.callback_calls else Severity.MEDIUM
-        if not self.dedup.allow(("callback", tenant, callee.e164), ctx.at, p.callback_s, severity):
-            return
-        findings.append(
-            self.finding(
-                ctx,
-                key_kind=KeyKind.NUMBER,
-                key=callee.e164,
-                severity=severity,
-                window=ONE_HOUR.name,
-                statistic="callbacks_to_one_ring_callers",
-                value=count,
-                threshold=1,
-                summary=(
-                    f"call back to {callee.e164}, a foreign number that rang once and hung up "
-                    f"({int(count)} such call-backs in 60m)"
-                ),
-                evidence=state.evidence.ids(),
-                action=SuggestedAction.BLOCK_PREFIX,
-            )
+        return self.raise_once(
+            ctx,
+            "callback",
+            KeyKind.NUMBER,
+            callee.e164,
+            severity,
+            ONE_HOUR,
+            statistic="callbacks_to_one_ring_callers",
+            value=count,
+            threshold=1,
+            summary=lambda: (
+                f"call back to {callee.e164}, a foreign number that rang once and hung up "
+                f"({int(count)} such call-backs in 60m)"
+            ),
+            evidence=state.evidence,
+            action=SuggestedAction.BLOCK_PREFIX,
+            hold_s=p.callback_s,
         )
 
     def _origin(
-        self,
-        event: CallRecord,
-        ctx: EventContext,
-        p: WangiriParams,
-        one_ring: bool,
-        findings: list[DetectorFinding],
-    ) -> None:
+        self, event: CallRecord, ctx: EventContext, p: WangiriParams, one_ring: bool
+    ) -> list[DetectorFinding]:
+        """The tenant's own outbound calls, when mostly one-ring calls to many numbers."""
         tenant = ctx.tenant.tenant_id
-        if event.caller:
-            key_kind, key = KeyKind.NUMBER, event.caller
-        elif event.user_id:
-            key_kind, key = KeyKind.USER, event.user_id
-        else:
-            key_kind, key = KeyKind.TENANT, tenant
+        key_kind, key = key_for(event, tenant, NUMBER_THEN_USER)
         state = self._origins.get((tenant, key))
         at = ctx.at
         attempts, short = state.totals.add(at, (1, 1 if one_ring else 0))
         if not one_ring:
-            return
+            return []
         distinct = state.destinations.add(at, event.callee)
         state.evidence.add(event.call_id)
         if attempts < p.origin_attempts:
-            return
+            return []
         share = short / attempts
         if share < p.origin_share or distinct < min(p.distinct_share * short, _DISTINCT_CAP):
-            return
+            return []
         critical = attempts >= p.origin_critical_attempts
-        severity = Severity.CRITICAL if critical else Severity.HIGH
-        if not self.dedup.allow(("origin", tenant, key), at, ONE_HOUR.span_s, severity):
-            return
-        findings.append(
-            self.finding(
-                ctx,
-                key_kind=key_kind,
-                key=key,
-                severity=severity,
-                window=ONE_HOUR.name,
-                statistic="one_ring_share",
-                value=round(share, 4),
-                threshold=p.origin_share,
-                summary=(
-                    f"{share:.0%} of {int(attempts)} calls in 60m were cut within "
-                    f"{p.ring_s:g} s unanswered, to {distinct} different numbers"
-                ),
-                evidence=state.evidence.ids(),
-                action=SuggestedAction.SUSPEND_NUMBER
-                if key_kind is KeyKind.NUMBER
-                else SuggestedAction.SUSPEND_USER
-                if key_kind is KeyKind.USER
-                else SuggestedAction.THROTTLE,
-            )
+        return self.raise_once(
+            ctx,
+            "origin",
+            key_kind,
+            key,
+            Severity.CRITICAL if critical else Severity.HIGH,
+            ONE_HOUR,
+            statistic="one_ring_share",
+            value=round(share, 4),
+            threshold=p.origin_share,
+            summary=lambda: (
+                f"{share:.0%} of {int(attempts)} calls in 60m were cut within "
+                f"{p.ring_s:g} s unanswered, to {distinct} different numbers"
+            ),
+            evidence=state.evidence,
+            action=suspend_action(key_kind),
         )
 
     def state_size(self) -> int:
         """Keys, buckets, destinations and evidence ids held."""
-        size = len(self._rang) + len(self._callbacks) + len(self._origins) + self.dedup.size()
-        for cb in self._callbacks.values():
-            size += cb.count.size() + cb.evidence.size()
-        for origin in self._origins.values():
-            size += origin.totals.size() + origin.destinations.size() + origin.evidence.size()
-        return size
+        size = len(self._rang) + held(self._callbacks) + held(self._origins)
+        return size + self.dedup.size()

@@ -27,6 +27,7 @@ them has a memory bound that follows from its parameters, whatever the traffic.
 
 from __future__ import annotations
 
+import math
 from array import array
 from collections import OrderedDict, deque
 from collections.abc import Callable, Hashable, Iterator, Sequence
@@ -48,6 +49,7 @@ __all__ = [
     "SlidingSum",
     "SlidingTotals",
     "Window",
+    "mean_cv",
     "median_mad",
     "threshold_above",
 ]
@@ -91,24 +93,45 @@ ONE_DAY: Final = Window("24h", 86_400, 96)
 STANDARD_WINDOWS: Final = (FIVE_MINUTES, FIFTEEN_MINUTES, ONE_HOUR, ONE_DAY)
 
 
-class SlidingSum:
+class _Rolling:
+    """What every rolling structure shares: the bucket width and count of its window, its head
+    (the newest bucket seen) and its count of late events. Subclasses drop the buckets that
+    leave the window in ``_advance``; ``add`` moves the head inline, as it is the hot path.
+    """
+
+    __slots__ = ("_head", "_n", "_width", "late")
+
+    def __init__(self, window: Window) -> None:
+        self._width = window.width_s
+        self._n = window.buckets
+        self._head: int | None = None
+        self.late = 0
+        """Events that arrived after their bucket had left the window (not counted)."""
+
+    def _advance(self, b: int) -> None:
+        raise NotImplementedError
+
+    def _catch_up(self, t: float) -> None:
+        """Move the head to time ``t`` when it is newer, dropping what leaves the window."""
+        b = int(t // self._width)
+        if self._head is None or b > self._head:
+            self._advance(b)
+
+
+class SlidingSum(_Rolling):
     """A sum of event values over a rolling window (a count when every value is 1).
 
     Keeps one bucket number and one value per non-empty bucket, at most ``window.buckets``, in
     two flat queues (no object per bucket).
     """
 
-    __slots__ = ("_b", "_head", "_n", "_total", "_v", "_width", "late")
+    __slots__ = ("_b", "_total", "_v")
 
     def __init__(self, window: Window) -> None:
-        self._width = window.width_s
-        self._n = window.buckets
+        super().__init__(window)
         self._b: deque[int] = deque()
         self._v: deque[float] = deque()
-        self._head: int | None = None
         self._total: float = 0
-        self.late = 0
-        """Events that arrived after their bucket had left the window (not counted)."""
 
     def add(self, t: float, value: float = 1) -> float:
         """Add ``value`` at time ``t``; return the window's total afterwards."""
@@ -157,9 +180,7 @@ class SlidingSum:
     def total(self, t: float | None = None) -> float:
         """The window's total, after moving the head to ``t`` when ``t`` is newer."""
         if t is not None:
-            b = int(t // self._width)
-            if self._head is None or b > self._head:
-                self._advance(b)
+            self._catch_up(t)
         return self._total
 
     def size(self) -> int:
@@ -167,7 +188,7 @@ class SlidingSum:
         return len(self._b)
 
 
-class SlidingTotals:
+class SlidingTotals(_Rolling):
     """Several sums over one rolling window, moved together (one bucket lookup per event).
 
     ``fields`` is how many sums; :meth:`add` takes one value per field, in order. The newest
@@ -175,23 +196,19 @@ class SlidingTotals:
     queue of bucket numbers and one flat queue of ``fields`` values per bucket.
     """
 
-    __slots__ = ("_b", "_cells", "_cur", "_cur_b", "_head", "_k", "_n", "_width", "late", "totals")
+    __slots__ = ("_b", "_cells", "_cur", "_cur_b", "_k", "totals")
 
     def __init__(self, window: Window, fields: int) -> None:
         if fields < 1:
             raise ValueError("fields must be at least 1")
-        self._width = window.width_s
-        self._n = window.buckets
+        super().__init__(window)
         self._k = fields
         self._b: deque[int] = deque()
         self._cells: deque[float] = deque()
         self._cur_b: int | None = None
         self._cur: list[float] = []
-        self._head: int | None = None
         self.totals: list[float] = [0] * fields
         """The window's current totals, one per field (read-only for callers)."""
-        self.late = 0
-        """Events that arrived after their bucket had left the window (not counted)."""
 
     def add(self, t: float, values: Sequence[float]) -> list[float]:
         """Add one value per field at time ``t``; return the totals afterwards."""
@@ -256,9 +273,7 @@ class SlidingTotals:
     def current(self, t: float | None = None) -> list[float]:
         """The totals, after moving the head to ``t`` when ``t`` is newer."""
         if t is not None:
-            b = int(t // self._width)
-            if self._head is None or b > self._head:
-                self._advance(b)
+            self._catch_up(t)
         return self.totals
 
     def size(self) -> int:
@@ -266,7 +281,7 @@ class SlidingTotals:
         return len(self._b) + (self._cur_b is not None)
 
 
-class SlidingDistinct(Generic[K]):
+class SlidingDistinct(_Rolling, Generic[K]):
     """How many distinct values were seen over a rolling window, remembering at most ``cap``.
 
     Exact while fewer than ``cap`` distinct values are in the window. Past that, new values are
@@ -275,19 +290,15 @@ class SlidingDistinct(Generic[K]):
     was last seen in.
     """
 
-    __slots__ = ("_buckets", "_cap", "_head", "_latest", "_n", "_width", "late", "saturated")
+    __slots__ = ("_buckets", "_cap", "_latest", "saturated")
 
     def __init__(self, window: Window, cap: int = 256) -> None:
         if cap < 1:
             raise ValueError("cap must be at least 1")
-        self._width = window.width_s
-        self._n = window.buckets
+        super().__init__(window)
         self._cap = cap
         self._latest: dict[K, int] = {}
         self._buckets: dict[int, set[K]] = {}
-        self._head: int | None = None
-        self.late = 0
-        """Events that arrived after their bucket had left the window (not counted)."""
         self.saturated = False
         """True once a value was left out because ``cap`` values were held."""
 
@@ -339,9 +350,7 @@ class SlidingDistinct(Generic[K]):
     def count(self, t: float | None = None) -> int:
         """Distinct values in the window, after moving the head to ``t`` when it is newer."""
         if t is not None:
-            b = int(t // self._width)
-            if self._head is None or b > self._head:
-                self._advance(b)
+            self._catch_up(t)
         return len(self._latest)
 
     def __contains__(self, value: object) -> bool:
@@ -417,6 +426,17 @@ class LruMap(Generic[K, V]):
     def items(self) -> Iterator[tuple[K, V]]:
         """Every held key and state, least recently used first."""
         return iter(self._d.items())
+
+
+def mean_cv(n: float, total: float, squares: float) -> tuple[float, float]:
+    """The mean and coefficient of variation of ``n`` values (``n`` > 0) known only by their
+    sum and sum of squares, as rolling totals keep them; the variation is 0 for a mean of 0.
+
+    A small variation means uniform values: recorded messages or machine traffic, not people.
+    """
+    mean = total / n
+    cv = math.sqrt(max(squares / n - mean * mean, 0.0)) / mean if mean > 0 else 0.0
+    return mean, cv
 
 
 def median_mad(values: Sequence[float]) -> tuple[float, float]:
