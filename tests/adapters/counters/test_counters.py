@@ -12,16 +12,21 @@ import asyncio
 import socket
 import threading
 import time
-import uuid
-from collections.abc import Awaitable, Coroutine, Iterator
-from typing import Any, TypeVar
+from collections.abc import Coroutine
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
-from redis.asyncio import Redis
 from redis.crc import key_slot
+from tests.adapters.counters.backends import (
+    Backend,
+    Loop,
+    R,
+    redis_keys,
+    tenant,
+)
 
 from callwarden.adapters.counters import counters_from_url
 from callwarden.adapters.counters.memory import MemoryCounters
@@ -40,96 +45,8 @@ from callwarden.core.counters import (
 )
 from callwarden.core.limits import Rate, from_micros, gcra_all, to_micros
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
 T0 = 1_700_000_000.0
 T0_US = to_micros(T0)
-KINDS = ["memory", pytest.param("redis", marks=pytest.mark.redis)]
-
-R = TypeVar("R")
-
-
-class Backend:
-    """Makes counters of one kind that share state (two Redis clients on one prefix, or the
-    same in-process object) and removes everything they stored afterwards."""
-
-    def __init__(self, kind: str, *, ttl_slack_s: float = 600.0) -> None:
-        self.kind = kind
-        self.prefix = f"cwtest-{uuid.uuid4().hex[:16]}"
-        self.ttl_slack_s = ttl_slack_s
-        self.instances: list[Counters] = []
-        self._memory: MemoryCounters | None = None
-
-    def new(self) -> Counters:
-        if self.kind == "memory":
-            if self._memory is None:
-                self._memory = MemoryCounters()
-                self.instances.append(self._memory)
-            return self._memory
-        counters = RedisCounters.from_url(
-            REDIS_URL, socket_timeout=2.0, prefix=self.prefix, ttl_slack_s=self.ttl_slack_s
-        )
-        self.instances.append(counters)
-        return counters
-
-    async def aclose(self) -> None:
-        for counters in self.instances:
-            await counters.close()
-        if self.kind == "redis":
-            await purge(self.prefix)
-
-
-async def redis_keys(prefix: str) -> list[bytes]:
-    client = Redis.from_url(REDIS_URL)
-    try:
-        return [k async for k in client.scan_iter(match=f"{prefix}:*", count=1000)]
-    finally:
-        await client.aclose()
-
-
-async def purge(prefix: str) -> None:
-    keys = await redis_keys(prefix)
-    if keys:
-        client = Redis.from_url(REDIS_URL)
-        try:
-            await client.delete(*keys)
-        finally:
-            await client.aclose()
-
-
-class Loop:
-    """Runs coroutines on one event loop for the whole test."""
-
-    def __init__(self, runner: asyncio.Runner) -> None:
-        self._runner = runner
-
-    def __call__(self, awaitable: Awaitable[R]) -> R:
-        return self._runner.run(_wait(awaitable))
-
-
-async def _wait(awaitable: Awaitable[R]) -> R:
-    return await awaitable
-
-
-@pytest.fixture
-def run() -> Iterator[Loop]:
-    with asyncio.Runner() as runner:
-        yield Loop(runner)
-
-
-@pytest.fixture(params=KINDS)
-def backend(request: pytest.FixtureRequest, run: Loop) -> Iterator[Backend]:
-    b = Backend(request.param)
-    yield b
-    run(b.aclose())
-
-
-@pytest.fixture
-def counters(backend: Backend) -> Counters:
-    return backend.new()
-
-
-def tenant() -> str:
-    return f"t-{uuid.uuid4().hex[:12]}"
 
 
 # -- leases (LIM-2) --------------------------------------------------------------------------
