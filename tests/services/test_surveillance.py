@@ -43,14 +43,14 @@ from callwarden.core.detectors import (
     SuggestedAction,
 )
 from callwarden.core.errors import Conflict
-from callwarden.core.model import NumberStatus, TenantStatus, UserStatus
+from callwarden.core.model import NumberStatus, TenantStatus, ThrottleRates, UserStatus
 from callwarden.core.usage.record import CallRecord, Direction, Disposition
 from callwarden.platform import Platform
 from callwarden.services.admission import AdmissionService
 from callwarden.services.cases import CaseQuery
 from callwarden.services.governance import SYSTEM
 from callwarden.services.ports import AuditQuery, PageRequest
-from callwarden.services.surveillance import Surveillance
+from callwarden.services.surveillance import Surveillance, action_target
 from callwarden.settings import Settings
 
 RATES = "prefix,description,rate,connection fee,increments,effective date,currency\n"
@@ -362,14 +362,162 @@ def test_an_action_with_an_expiry_is_undone_once_it_is_due(world: World) -> None
     assert engine.runner.expire_due(action.expires_at + timedelta(days=1)) == []
 
 
-def test_a_throttle_is_recorded_as_skipped_with_its_reason(world: World) -> None:
-    policy = ActionPolicy(by_severity={Severity.HIGH: SuggestedAction.THROTTLE})
+def call_at(world: World, n: int, at: float, user: int | None = 0) -> CallAttempt:
+    """An ordinary UK call of tenant 0 at epoch second ``at`` (a distinct destination each)."""
+    return CallAttempt(
+        call_id=f"rate-{n}",
+        destination=f"+44207946{n:04d}",
+        direction=Direction.OUTBOUND,
+        at=at,
+        tenant_id=world.tenants[0],
+        user_id=world.admins[0] if user == 0 else (world.agents[0] if user == 1 else None),
+        caller="+442079460000",
+    )
+
+
+def decide(world: World, *attempts: CallAttempt) -> list[Decision]:
+    async def run() -> list[Decision]:
+        return [await world.platform.admission.decide(a) for a in attempts]
+
+    return anyio.run(run)
+
+
+THROTTLE_ONE_A_SECOND = ActionPolicy(
+    by_severity={Severity.HIGH: SuggestedAction.THROTTLE},
+    throttle=ThrottleRates(attempts_per_second=1),
+)
+
+
+def test_a_throttle_action_refuses_attempts_past_the_tightened_rate_until_reverted(
+    world: World,
+) -> None:
+    """A high IRSF finding in enforce mode bound to throttle: the tenant's next attempts are
+    held to one a second (LIM-5, FRD-3) while the plan allows ten; a revert restores the plan's
+    rate on the very next attempt."""
+    engine = surveillance(world, ENFORCE_IRSF, THROTTLE_ONE_A_SECOND)
+    engine.process(fraud(world, 1))
+    case = only_case(world)
+    (action,) = case.actions
+    assert (action.kind, action.status) == (SuggestedAction.THROTTLE, ActionStatus.APPLIED)
+    assert action.target == world.tenants[0] and action.reference is not None
+    gov = world.platform.governance
+    (throttle,) = gov.list_throttles(SYSTEM, world.tenants[0])
+    assert throttle.id == action.reference and throttle.user_id is None
+    assert throttle.clause_ids == ("FRD-1", "FRD-2", "LIM-5", "FRD-3")
+    assert action.id in throttle.reason and throttle.expires_at is None
+    now = datetime.now(UTC).timestamp()
+    first, second = decide(world, call_at(world, 1, now), call_at(world, 2, now, user=None))
+    assert first.admit
+    assert not second.admit and second.refused_by == "attempt_rate"
+    assert second.clause_ids == ("LIM-5", "FRD-3") and second.sip_status == 503
+    assert "throttled" in second.reason and second.retry_after_s is not None
+    engine.cases.revert_action(SYSTEM, case.id, action.id, "customer confirmed the campaign")
+    (third,) = decide(world, call_at(world, 3, now, user=None))
+    assert third.admit
+    assert gov.list_throttles(SYSTEM, world.tenants[0]) == []
+    assert "throttle.applied" in audit_actions(world, "throttle")
+    assert "throttle.lifted" in audit_actions(world, "throttle")
+    assert "case.action_reverted" in audit_actions(world, "case")
+
+
+def test_a_throttle_action_with_an_expiry_stops_at_it_and_the_expiry_job_lifts_it(
+    world: World,
+) -> None:
+    policy = replace(THROTTLE_ONE_A_SECOND, expire_after_s={SuggestedAction.THROTTLE: 600.0})
     engine = surveillance(world, ENFORCE_IRSF, policy)
     engine.process(fraud(world, 1))
     (action,) = only_case(world).actions
+    assert action.expires_at is not None
+    (throttle,) = world.platform.governance.list_throttles(SYSTEM, world.tenants[0])
+    assert throttle.expires_at == action.expires_at
+    now = datetime.now(UTC).timestamp()
+    held = decide(world, call_at(world, 1, now, user=None), call_at(world, 2, now, user=None))
+    assert [d.admit for d in held] == [True, False]
+    later = action.expires_at.timestamp() + 1  # admission stops applying it at its expiry
+    after = decide(world, call_at(world, 3, later, user=None), call_at(world, 4, later, user=None))
+    assert [d.admit for d in after] == [True, True]
+    (expired,) = engine.runner.expire_due(action.expires_at)
+    assert expired.status is ActionStatus.EXPIRED
+    assert world.platform.governance.list_throttles(SYSTEM, world.tenants[0]) == []
+    assert "case.action_expired" in audit_actions(world, "case")
+
+
+def test_a_revert_after_a_person_lifted_the_throttle_leaves_things_as_they_are(
+    world: World,
+) -> None:
+    engine = surveillance(world, ENFORCE_IRSF, THROTTLE_ONE_A_SECOND)
+    engine.process(fraud(world, 1))
+    case = only_case(world)
+    gov, tenant_id = world.platform.governance, world.tenants[0]
+    (throttle,) = gov.list_throttles(SYSTEM, tenant_id)
+    gov.lift_throttle(SYSTEM, tenant_id, throttle.id, reason="checked by the NOC")
+    after = engine.cases.revert_action(SYSTEM, case.id, case.actions[0].id, "done")
+    assert after.actions[0].status is ActionStatus.REVERTED
+    assert after.actions[0].note is not None and "lifted already" in after.actions[0].note
+
+
+def test_a_second_throttle_of_the_same_party_is_skipped(world: World) -> None:
+    gov, tenant_id = world.platform.governance, world.tenants[0]
+    held = gov.throttle(
+        SYSTEM, tenant_id, rates=ThrottleRates(fraction=0.5), reason="flood from the PBX"
+    )
+    engine = surveillance(world, ENFORCE_IRSF, THROTTLE_ONE_A_SECOND)
+    engine.process(fraud(world, 1))
+    (action,) = only_case(world).actions
     assert action.status is ActionStatus.SKIPPED
-    assert action.note is not None and "rate override" in action.note
+    assert action.note is not None and held.id in action.note
     assert "case.action_skipped" in audit_actions(world, "case")
+
+
+def test_a_user_throttle_holds_that_user_only(world: World) -> None:
+    gov, tenant_id = world.platform.governance, world.tenants[0]
+    gov.throttle(
+        SYSTEM,
+        tenant_id,
+        user_id=world.agents[0],
+        rates=ThrottleRates(attempts_per_second=1),
+        reason="sequential dialing",
+    )
+    gov.activate_user(SYSTEM, tenant_id, world.agents[0])
+    now = datetime.now(UTC).timestamp()
+    agent = decide(world, call_at(world, 1, now, user=1), call_at(world, 2, now, user=1))
+    admin = decide(world, call_at(world, 3, now, user=0), call_at(world, 4, now, user=0))
+    assert [d.admit for d in agent] == [True, False]
+    assert agent[1].clause_ids == ("LIM-5", "FRD-3")
+    assert [d.admit for d in admin] == [True, True]
+
+
+def test_another_admission_instance_learns_of_a_throttle_from_the_change_feed(
+    world: World,
+) -> None:
+    platform = world.platform
+    other = AdmissionService(platform.store, platform.counters, platform.admission.numbering)
+    other.poll_changes()
+    now = datetime.now(UTC).timestamp()
+
+    async def two(first: int) -> list[bool]:
+        return [
+            (await other.decide(call_at(world, first + i, now, user=None))).admit for i in (0, 1)
+        ]
+
+    assert anyio.run(two, 0) == [True, True]
+    throttle = platform.governance.throttle(
+        SYSTEM, world.tenants[0], rates=ThrottleRates(attempts_per_second=1), reason="flood"
+    )
+    assert other.poll_changes() == 1
+    assert anyio.run(two, 10) == [True, False]  # one a second, on the throttle's own keys
+    platform.governance.lift_throttle(SYSTEM, world.tenants[0], throttle.id, reason="over")
+    assert other.poll_changes() == 1
+    assert anyio.run(two, 20) == [True, True]
+
+
+def test_a_throttle_targets_the_user_a_finding_is_about_else_the_tenant(world: World) -> None:
+    about_user = finding(world.tenants[0], key_kind=KeyKind.USER, key=world.agents[0])
+    about_range = finding(world.tenants[0])
+    record = fraud(world, 1)[0]
+    ctx = world.platform.surveillance.context.event(record)
+    assert action_target(SuggestedAction.THROTTLE, about_user, ctx).target == world.agents[0]
+    assert action_target(SuggestedAction.THROTTLE, about_range, ctx).target == world.tenants[0]
 
 
 def test_findings_below_the_action_threshold_take_no_action(world: World) -> None:

@@ -20,14 +20,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
-from typing import Final
+from typing import Any, Final
 
 from callwarden.core.admission.policy import RuleMode
 from callwarden.core.detectors.base import DetectorFinding, KeyKind, Severity, SuggestedAction
 from callwarden.core.errors import Conflict, InvalidInput
+from callwarden.core.model import ThrottleRates
 
 __all__ = [
     "ACTIVE_STATUSES",
+    "DEFAULT_THROTTLE",
     "MAX_CASE_EVIDENCE",
     "ActionPolicy",
     "ActionStatus",
@@ -35,10 +37,16 @@ __all__ = [
     "CaseAction",
     "CaseEvidence",
     "CaseStatus",
+    "action_policy_from_json",
+    "action_policy_to_json",
     "change_status",
     "merge_finding",
     "open_case",
 ]
+
+#: How a ``throttle`` action tightens attempt rates unless the action policy says otherwise: to a
+#: tenth of the plan's (an engineering default: 10 attempts a second become 1, 300 a minute 30).
+DEFAULT_THROTTLE: Final[ThrottleRates] = ThrottleRates(fraction=0.1)
 
 #: The call ids a case keeps as evidence (the most recent), whatever the number of findings.
 MAX_CASE_EVIDENCE: Final[int] = 50
@@ -242,19 +250,26 @@ class ActionPolicy:
       tenant); a severity not listed takes the detector's suggested action.
     - ``expire_after_s``: per action kind, how long it stays in force before it is undone by
       itself; a kind not listed stays until a person reverts it.
+    - ``throttle``: how a ``throttle`` action tightens the target's attempt rates (a tenth of
+      the plan's unless set).
     """
 
     threshold: Severity = Severity.HIGH
     by_severity: Mapping[Severity, SuggestedAction] = field(default_factory=dict)
     expire_after_s: Mapping[SuggestedAction, float] = field(default_factory=dict)
+    throttle: ThrottleRates = DEFAULT_THROTTLE
 
     def __post_init__(self) -> None:
         for kind, seconds in self.expire_after_s.items():
-            if not seconds > 0:
+            if (
+                isinstance(seconds, bool)
+                or not isinstance(seconds, int | float)
+                or not (0 < seconds < float("inf"))
+            ):
                 raise InvalidInput(
                     f"expire_after_s[{kind.value}] must be a positive number of seconds, "
                     f"got {seconds!r}",
-                    field="expire_after_s",
+                    field=f"expire_after_s.{kind.value}",
                 )
 
     def action_for(self, finding: DetectorFinding) -> SuggestedAction | None:
@@ -264,3 +279,84 @@ class ActionPolicy:
             return None
         action = self.by_severity.get(finding.severity, finding.action)
         return None if action is SuggestedAction.NONE else action
+
+
+def action_policy_to_json(policy: ActionPolicy) -> dict[str, Any]:
+    """The action policy as a JSON object (numbers of seconds and fractions as floats)."""
+    rates = policy.throttle
+    return {
+        "threshold": policy.threshold.value,
+        "by_severity": {s.value: a.value for s, a in policy.by_severity.items()},
+        "expire_after_s": {k.value: float(v) for k, v in policy.expire_after_s.items()},
+        "throttle": {
+            "fraction": rates.fraction,
+            "attempts_per_second": rates.attempts_per_second,
+            "attempts_per_minute": rates.attempts_per_minute,
+        },
+    }
+
+
+def _enum_map(data: object, name: str) -> Mapping[str, object]:
+    if data is None:
+        return {}
+    if not isinstance(data, Mapping):
+        raise InvalidInput(f"{name} must be an object", field=name)
+    return data
+
+
+def action_policy_from_json(data: Mapping[str, object]) -> ActionPolicy:
+    """The inverse of :func:`action_policy_to_json`.
+
+    Raises ``InvalidInput`` naming the field for an unknown severity or action, or a bad expiry.
+    """
+    unknown = set(data) - {"threshold", "by_severity", "expire_after_s", "throttle"}
+    if unknown:
+        name = sorted(unknown)[0]
+        raise InvalidInput(f"{name} is not a field of the action policy", field=name)
+    try:
+        threshold = Severity(str(data.get("threshold", Severity.HIGH.value)))
+    except ValueError:
+        raise InvalidInput(
+            f"threshold must be one of {', '.join(s.value for s in Severity)}", field="threshold"
+        ) from None
+    by_severity: dict[Severity, SuggestedAction] = {}
+    for key, value in _enum_map(data.get("by_severity"), "by_severity").items():
+        try:
+            by_severity[Severity(key)] = SuggestedAction(str(value))
+        except ValueError:
+            raise InvalidInput(
+                f"by_severity: {key!r} -> {value!r} is not a severity and an action",
+                field=f"by_severity.{key}",
+            ) from None
+    expire: dict[SuggestedAction, float] = {}
+    for key, value in _enum_map(data.get("expire_after_s"), "expire_after_s").items():
+        try:
+            kind = SuggestedAction(key)
+        except ValueError:
+            raise InvalidInput(
+                f"expire_after_s: {key!r} is not an action", field=f"expire_after_s.{key}"
+            ) from None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise InvalidInput(
+                f"expire_after_s.{key} must be a number of seconds", field=f"expire_after_s.{key}"
+            )
+        expire[kind] = float(value)
+    throttle = DEFAULT_THROTTLE
+    raw = data.get("throttle")
+    if raw is not None:
+        rates = _enum_map(raw, "throttle")
+        extra = set(rates) - {"fraction", "attempts_per_second", "attempts_per_minute"}
+        if extra:
+            name = sorted(extra)[0]
+            raise InvalidInput(f"throttle.{name} is not a throttle field", field=f"throttle.{name}")
+        try:
+            throttle = ThrottleRates(
+                fraction=rates.get("fraction"),  # type: ignore[arg-type]
+                attempts_per_second=rates.get("attempts_per_second"),  # type: ignore[arg-type]
+                attempts_per_minute=rates.get("attempts_per_minute"),  # type: ignore[arg-type]
+            )
+        except InvalidInput as exc:
+            raise InvalidInput(exc.message, field=f"throttle.{exc.field}") from None
+    return ActionPolicy(
+        threshold=threshold, by_severity=by_severity, expire_after_s=expire, throttle=throttle
+    )

@@ -6,9 +6,13 @@ rules and detectors read them. Times are timezone-aware UTC datetimes.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import Final
+
+from callwarden.core.errors import InvalidInput
 
 
 class TenantStatus(StrEnum):
@@ -238,3 +242,100 @@ class Override:
     at: datetime
     expires_at: datetime | None = None
     details: dict[str, str] = field(default_factory=dict)
+
+
+#: The attempt-rate windows of LIM-5: (label, plan limit field, period in seconds). The label
+#: names the window in counter keys.
+RATE_WINDOWS: Final[tuple[tuple[str, str, float], ...]] = (
+    ("s", "attempts_per_second", 1.0),
+    ("m", "attempts_per_minute", 60.0),
+    ("q", "attempts_per_15_minutes", 900.0),
+    ("h", "attempts_per_hour", 3600.0),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ThrottleRates:
+    """How far a throttle tightens attempt rates (LIM-5, FRD-3).
+
+    ``fraction`` scales each attempt-rate window the plan sets (rounded down, at least one
+    attempt); ``attempts_per_second`` and ``attempts_per_minute`` are fixed rates. When both
+    are given the tighter one holds in each window. At least one must be given.
+    """
+
+    fraction: float | None = None
+    attempts_per_second: int | None = None
+    attempts_per_minute: int | None = None
+
+    def __post_init__(self) -> None:
+        if (
+            self.fraction is None
+            and self.attempts_per_second is None
+            and (self.attempts_per_minute is None)
+        ):
+            raise InvalidInput(
+                "a throttle needs a fraction or a fixed rate (attempts_per_second, "
+                "attempts_per_minute)",
+                field="fraction",
+            )
+        if self.fraction is not None and (
+            isinstance(self.fraction, bool)
+            or not isinstance(self.fraction, int | float)
+            or not math.isfinite(self.fraction)
+            or not 0 < self.fraction <= 1
+        ):
+            raise InvalidInput(
+                f"fraction must be more than 0 and at most 1, got {self.fraction!r}",
+                field="fraction",
+            )
+        for name, ceiling in (("attempts_per_second", 100_000), ("attempts_per_minute", 6_000_000)):
+            value = getattr(self, name)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= ceiling
+            ):
+                raise InvalidInput(
+                    f"{name} must be a whole number between 1 and {ceiling:,}, got {value!r}",
+                    field=name,
+                )
+
+    def windows(self, limits: PlanLimits) -> tuple[tuple[str, int, float], ...]:
+        """The tightened windows as (label, attempts, period in seconds): in each window the
+        tighter of the fixed rate and the plan's limit scaled by ``fraction``; a window with
+        neither is left to the plan alone."""
+        fixed = {"s": self.attempts_per_second, "m": self.attempts_per_minute}
+        out: list[tuple[str, int, float]] = []
+        for label, limit_field, period in RATE_WINDOWS:
+            candidates: list[int] = []
+            own = fixed.get(label)
+            if own is not None:
+                candidates.append(own)
+            planned: int | None = getattr(limits, limit_field)
+            if self.fraction is not None and planned:
+                candidates.append(max(1, math.floor(planned * self.fraction)))
+            if candidates:
+                out.append((label, min(candidates), period))
+        return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
+class Throttle:
+    """Tightened attempt rates for a tenant, or for one of its users (LIM-5, FRD-3).
+
+    A throttle adds its rates to the plan's: admission refuses an attempt past either. It holds
+    until a person lifts it or ``expires_at`` passes, and cites ``clause_ids`` with its reason,
+    like a suspension (GOV-2).
+    """
+
+    id: str
+    tenant_id: str
+    user_id: str | None
+    rates: ThrottleRates
+    reason: str
+    clause_ids: tuple[str, ...]
+    at: datetime
+    by: str
+    expires_at: datetime | None = None
+
+    def in_force(self, now: datetime) -> bool:
+        """True until ``expires_at`` (when it has one) has passed."""
+        return self.expires_at is None or now < self.expires_at

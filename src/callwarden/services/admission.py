@@ -207,6 +207,7 @@ class AdmissionService:
                         plan.limits.monthly_charge_soft_limit_minor,
                     ),
                 ),
+                throttles=tuple(tx.list_throttles(tenant.id)),
             )
 
     def _load_globals(self) -> tuple[TrunkIndex, PrefixList]:
@@ -324,6 +325,8 @@ class AdmissionService:
         checks: tuple[RateCheck, ...] = ()
         if rate_policy is not None:
             checks = self._plans.rate_checks(limits, user_id, attempt.source_ip)
+            if snap.throttles:
+                checks = (*checks, *_throttle_checks(snap, user_id, now))
             if checks:
                 rules.append(("attempt_rate", rate_policy, "LIM-5"))
 
@@ -374,10 +377,12 @@ class AdmissionService:
 
         rate = result.rates
         if rate is not None and rate_policy is not None and not rate.allowed:
+            throttled = rate.key is not None and rate.key.startswith(THROTTLE_KEY)
             finding = Finding(
                 "attempt_rate",
-                ("LIM-5",),
-                f"too many call attempts ({rate.key}); retry in {rate.retry_after:.2f} s",
+                ("LIM-5", "FRD-3") if throttled else ("LIM-5",),
+                f"too many call attempts ({rate.key}{'; throttled' if throttled else ''}); "
+                f"retry in {rate.retry_after:.2f} s",
                 503,
                 retry_after_s=rate.retry_after,
             )
@@ -496,6 +501,31 @@ def _rate_checks(
             rate = _rate(n, period)
             checks.extend(RateCheck(f"{label}:{scope}", rate) for scope in scopes)
     return tuple(checks)
+
+
+THROTTLE_KEY = "throttle:"
+"""Counter keys of throttles start with this and the throttle's id, so each throttle counts
+on keys of its own (a key is always checked with one rate) and its refusals are told apart."""
+
+
+def _throttle_checks(snap: TenantSnapshot, user_id: str | None, at: float) -> list[RateCheck]:
+    """The rate checks a tenant's throttles in force add for an attempt (LIM-5, FRD-3): a
+    tenant-wide throttle on the tenant's attempts, a user's on that user's."""
+    checks: list[RateCheck] = []
+    for throttle in snap.throttles:
+        if throttle.expires_at is not None and throttle.expires_at.timestamp() <= at:
+            continue
+        if throttle.user_id is None:
+            scope = "tenant"
+        elif throttle.user_id == user_id:
+            scope = f"user:{user_id}"
+        else:
+            continue
+        for label, n, period in throttle.rates.windows(snap.limits):
+            checks.append(
+                RateCheck(f"{THROTTLE_KEY}{throttle.id}:{label}:{scope}", _rate(n, period))
+            )
+    return checks
 
 
 def _concurrency_scopes(

@@ -10,13 +10,17 @@ change (GOV-1, GOV-2):
   GOV-2.
 - ``block_prefix``: the prefix joins the operator's high-risk list (FRD-1), labelled with the
   case, so admission's ``high_risk_prefix`` rule refuses calls to it.
-- ``throttle``: admission has no per-tenant rate override to tighten yet, so a throttle is
-  recorded on the case as skipped, with that reason, and the case waits for a person.
+- ``throttle``: governance throttles the target (the finding's user, else its tenant): its
+  attempt rates are tightened as the action policy's ``throttle`` says (LIM-5), citing the
+  case's clauses, LIM-5 and FRD-3, until the action is reverted or expires (the throttle
+  carries the action's expiry, so admission stops applying it on time even before the expiry
+  job lifts it).
 
 Undoing an action (a person's revert, or its expiry) reinstates the target only while the
 suspension in force is still the one the action made (its reason names the action): a
 suspension a person made since is left alone. A blocked prefix is removed only while its entry
-still carries the case's label.
+still carries the case's label; a throttle is lifted only while it is still there (a person may
+have lifted it already).
 """
 
 from __future__ import annotations
@@ -41,10 +45,6 @@ __all__ = ["ActionRunner", "ActionTarget"]
 
 #: Expired actions undone per run of :meth:`ActionRunner.expire_due`.
 _EXPIRY_BATCH: Final[int] = 100
-_THROTTLE_NOTE: Final[str] = (
-    "not applied: admission has no per-tenant attempt-rate override to tighten; "
-    "the plan's limits still apply and the case waits for an operator"
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +98,7 @@ class ActionRunner:
             expires_at=now + timedelta(seconds=expire_s) if expire_s is not None else None,
         )
         try:
-            action = self._take(case, action, wanted)
+            action = self._take(case, action, wanted, policy)
         except CallwardenError as exc:
             action = self._skipped(action, f"not applied: {exc.message}")
         with self.cases.transaction() as tx:
@@ -130,10 +130,10 @@ class ActionRunner:
     def _clauses(self, case: Case) -> tuple[str, ...]:
         return tuple(dict.fromkeys((*case.clause_ids, "FRD-3", "GOV-2")))
 
-    def _take(self, case: Case, action: CaseAction, wanted: ActionTarget) -> CaseAction:
+    def _take(
+        self, case: Case, action: CaseAction, wanted: ActionTarget, policy: ActionPolicy
+    ) -> CaseAction:
         gov = self.governance
-        if wanted.kind is SuggestedAction.THROTTLE:
-            return self._skipped(action, _THROTTLE_NOTE)
         if wanted.target is None:
             return self._skipped(action, f"not applied: {wanted.why}")
         tenant_id = case.tenant_id
@@ -142,6 +142,8 @@ class ActionRunner:
         if tenant_id is None:
             return self._skipped(action, "not applied: the finding names no tenant")
         reason = self._reason(case, action)
+        if wanted.kind is SuggestedAction.THROTTLE:
+            return self._throttle(case, action, tenant_id, wanted.target, reason, policy)
         if wanted.kind is SuggestedAction.SUSPEND_TENANT:
             tenant = gov.get_tenant(SYSTEM, tenant_id)
             if tenant.status is not TenantStatus.ACTIVE:
@@ -174,6 +176,34 @@ class ActionRunner:
             clause_ids=self._clauses(case),
         )
         return replace(action, target=number.id, reference=number.e164)
+
+    def _throttle(
+        self,
+        case: Case,
+        action: CaseAction,
+        tenant_id: str,
+        target: str,
+        reason: str,
+        policy: ActionPolicy,
+    ) -> CaseAction:
+        """Throttle the tenant (target is its id) or one of its users, unless a throttle of
+        the same party is already in force."""
+        gov = self.governance
+        user_id = None if target == tenant_id else target
+        now = self.clock()
+        for held in gov.list_throttles(SYSTEM, tenant_id):
+            if held.user_id == user_id and held.in_force(now):
+                return self._skipped(action, f"not applied: already throttled by {held.id}")
+        throttle = gov.throttle(
+            SYSTEM,
+            tenant_id,
+            rates=policy.throttle,
+            reason=reason,
+            clause_ids=tuple(dict.fromkeys((*case.clause_ids, "LIM-5", "FRD-3"))),
+            user_id=user_id,
+            expires_at=action.expires_at,
+        )
+        return replace(action, reference=throttle.id)
 
     def _block(self, case: Case, action: CaseAction, prefix: str) -> CaseAction:
         config = self.admission_config
@@ -259,6 +289,13 @@ class ActionRunner:
             if len(kept) == len(entries):
                 return f"+{action.target} was no longer listed by this case"
             self.admission_config.replace_high_risk_prefixes(SYSTEM, kept)
+            return ""
+        if action.kind is SuggestedAction.THROTTLE:
+            with gov.store.transaction() as tx:
+                throttle = tx.get_throttle(action.reference or "")
+            if throttle is None:
+                return "the throttle was lifted already; left as it is"
+            gov.lift_throttle(by, throttle.tenant_id, throttle.id, reason=reason)
             return ""
         if action.kind is SuggestedAction.SUSPEND_TENANT:
             tenant = gov.get_tenant(SYSTEM, action.target)

@@ -29,6 +29,8 @@ from callwarden.core.model import (
     Suspension,
     Tenant,
     TenantStatus,
+    Throttle,
+    ThrottleRates,
     Trunk,
     User,
     UserRole,
@@ -857,6 +859,102 @@ class GovernanceService:
             )
         self._changed(tenant_id)
 
+    # -- throttles (LIM-5, FRD-3) --------------------------------------------------------------
+    @staticmethod
+    def _throttle(tx: Transaction, tenant_id: str, throttle_id: str) -> Throttle:
+        throttle = tx.get_throttle(throttle_id)
+        if throttle is None or throttle.tenant_id != tenant_id:
+            raise NotFound(
+                f"throttle {throttle_id} not found in tenant {tenant_id}", field="throttle_id"
+            )
+        return throttle
+
+    def throttle(
+        self,
+        by: Principal,
+        tenant_id: str,
+        *,
+        rates: ThrottleRates,
+        reason: str,
+        clause_ids: Sequence[str] = ("LIM-5", "FRD-3"),
+        user_id: str | None = None,
+        expires_at: datetime | None = None,
+    ) -> Throttle:
+        """Tighten the attempt rates of a tenant, or of one of its users, from the next call
+        attempt on (LIM-5, FRD-3): a measure short of suspension that slows a suspected flood
+        or fraud while people look. Holds until lifted or until ``expires_at``."""
+        authorize(by, Permission.SUSPEND, tenant_id)
+        now = self.clock()
+        if expires_at is not None and expires_at <= now:
+            raise InvalidInput("expires_at must be in the future", field="expires_at")
+        throttle = Throttle(
+            id=new_id("th"),
+            tenant_id=tenant_id,
+            user_id=user_id,
+            rates=rates,
+            reason=v.check_text(reason, "reason", max_length=2000),
+            clause_ids=v.check_clause_ids(list(clause_ids)),
+            at=now,
+            by=by.user_id,
+            expires_at=expires_at,
+        )
+        with self.store.transaction() as tx:
+            self._tenant(tx, tenant_id)
+            if user_id is not None:
+                self._user(tx, tenant_id, user_id)
+            tx.add_throttle(throttle)
+            self._audit(
+                tx,
+                by,
+                "throttle.applied",
+                "throttle",
+                throttle.id,
+                tenant_id,
+                reason=throttle.reason,
+                clause_ids=throttle.clause_ids,
+                details=throttle_details(throttle),
+            )
+        self._changed(tenant_id)
+        return throttle
+
+    def lift_throttle(
+        self, by: Principal, tenant_id: str, throttle_id: str, *, reason: str
+    ) -> Throttle:
+        """Lift a throttle at once: the plan's attempt rates alone apply again. Returns the
+        throttle as it was."""
+        authorize(by, Permission.SUSPEND, tenant_id)
+        reason = v.check_text(reason, "reason", max_length=2000)
+        with self.store.transaction() as tx:
+            throttle = self._throttle(tx, tenant_id, throttle_id)
+            tx.delete_throttle(throttle_id)
+            self._audit(
+                tx,
+                by,
+                "throttle.lifted",
+                "throttle",
+                throttle_id,
+                tenant_id,
+                reason=reason,
+                clause_ids=throttle.clause_ids,
+                details={"before": throttle_details(throttle)},
+            )
+        self._changed(tenant_id)
+        return throttle
+
+    def get_throttle(self, by: Principal, tenant_id: str, throttle_id: str) -> Throttle:
+        """One throttle of a tenant."""
+        authorize(by, Permission.TENANTS_READ, tenant_id)
+        with self.store.transaction() as tx:
+            return self._throttle(tx, tenant_id, throttle_id)
+
+    def list_throttles(self, by: Principal, tenant_id: str) -> list[Throttle]:
+        """The throttles on a tenant and its users, expired ones included until lifted; the
+        tenant's own users may read them."""
+        authorize(by, Permission.TENANTS_READ, tenant_id)
+        with self.store.transaction() as tx:
+            self._tenant(tx, tenant_id)
+            return tx.list_throttles(tenant_id)
+
     # -- overrides -----------------------------------------------------------------------------
     def list_overrides(self, by: Principal, tenant_id: str, page: PageRequest) -> Page[Override]:
         """The operator overrides recorded for a tenant (GOV-7)."""
@@ -864,6 +962,18 @@ class GovernanceService:
         with self.store.transaction() as tx:
             self._tenant(tx, tenant_id)
             return tx.list_overrides(tenant_id, page)
+
+
+def throttle_details(throttle: Throttle) -> dict[str, JSONValue]:
+    """A throttle as audit details: who it applies to, its rates and its expiry."""
+    rates = throttle.rates
+    return {
+        "user_id": throttle.user_id,
+        "fraction": None if rates.fraction is None else str(rates.fraction),
+        "attempts_per_second": rates.attempts_per_second,
+        "attempts_per_minute": rates.attempts_per_minute,
+        "expires_at": throttle.expires_at.isoformat() if throttle.expires_at else None,
+    }
 
 
 def _check_currency(value: str) -> str:

@@ -14,7 +14,12 @@ Each finding opens a case, or updates the active case of the same tenant, detect
 expiry are undone by :meth:`Surveillance.run`'s periodic job.
 
 Detectors run in observe mode unless configured otherwise (docs/detectors.md), so a fresh
-installation opens cases and changes nothing until an operator opts in.
+installation opens cases and changes nothing until an operator opts in. The configuration in
+force is the one given in code (:meth:`Surveillance.configure`) overlaid by what operators stored
+through :class:`~callwarden.services.surveillance_config.SurveillanceConfigService`: a stored
+policy replaces the code's for the same detector and scope, a stored action policy the code's.
+Stored changes are read again at once when made in this process, and every ``facts_ttl_s``
+otherwise (changes made by other processes).
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ from callwarden.core.detectors import (
     default_detectors,
 )
 from callwarden.core.detectors.base import Detector
+from callwarden.core.errors import InvalidInput
 from callwarden.core.numbering import NumberingPlan
 from callwarden.core.prefixes import PrefixList
 from callwarden.core.usage.record import UsageRecord
@@ -53,8 +59,9 @@ from callwarden.services.governance import SYSTEM, GovernanceService
 from callwarden.services.ids import new_id
 from callwarden.services.rating import RatingService
 from callwarden.services.stream import Subscription, UsageStream
+from callwarden.services.surveillance_config import SurveillanceConfigService
 
-__all__ = ["CONSUMER", "MIN_BLOCK_DIGITS", "Surveillance", "action_target"]
+__all__ = ["CONSUMER", "MIN_BLOCK_DIGITS", "Surveillance", "action_target", "overlay"]
 
 log = logging.getLogger("callwarden.surveillance")
 
@@ -79,7 +86,8 @@ def action_target(
       (E.164);
     - block_prefix: the longest of the finding's destination range and the rate deck's prefix
       for the called number, when it has :data:`MIN_BLOCK_DIGITS` digits or more; else the first
-      :data:`BLOCK_DIGITS` digits of the called number.
+      :data:`BLOCK_DIGITS` digits of the called number;
+    - throttle: the finding's key when it is a user, else the finding's tenant.
     """
     record = ctx.record
     if kind is SuggestedAction.SUSPEND_TENANT:
@@ -108,7 +116,11 @@ def action_target(
         if callee is not None and callee.e164 is not None:
             return ActionTarget(kind, callee.e164[1 : 1 + BLOCK_DIGITS])
         return ActionTarget(kind, None, "the record names no called number in E.164")
-    return ActionTarget(kind, None, "throttling names no target")
+    if kind is SuggestedAction.THROTTLE:
+        if finding.key_kind is KeyKind.USER:
+            return ActionTarget(kind, finding.key)
+        return ActionTarget(kind, finding.tenant_id, "the finding names no tenant")
+    return ActionTarget(kind, None, f"{kind.value} names no target")
 
 
 class Surveillance:
@@ -147,7 +159,13 @@ class Surveillance:
         self.detectors = DetectorSet(
             detectors if detectors is not None else default_detectors(), self.context, config
         )
-        self.actions = actions or ActionPolicy()
+        self._code_config = self.detectors.config
+        self._code_actions = actions or ActionPolicy()
+        self.actions = self._code_actions
+        self.config = SurveillanceConfigService(governance, self.detectors.detectors)
+        self.config.listeners.append(self.config_changed)
+        self._config_stale = True
+        self._config_loaded = 0.0
         self.runner = ActionRunner(governance, admission_config, cases, self.clock)
         self.cases = CaseService(cases, self.runner.revert, self.clock)
         self._lock = threading.Lock()
@@ -162,12 +180,33 @@ class Surveillance:
     def configure(
         self, config: DetectorConfig | None = None, actions: ActionPolicy | None = None
     ) -> None:
-        """Put new detector policies and/or a new action policy in force (state is kept)."""
+        """Put new detector policies and/or a new action policy given in code in force (state
+        is kept); policies operators stored still take precedence where they are set."""
         with self._lock:
             if config is not None:
                 self.detectors.configure(config)
+                self._code_config = config
             if actions is not None:
+                self._code_actions = actions
                 self.actions = actions
+            self._config_stale = True
+
+    def config_changed(self) -> None:
+        """Re-read the stored configuration before the next record (an operator changed it)."""
+        self._config_stale = True
+
+    def _load_config(self, now: float) -> None:
+        """Put the code's configuration overlaid by the stored one in force."""
+        self._config_stale = False
+        self._config_loaded = now
+        stored, stored_actions = self.config.load()
+        config = overlay(self._code_config, stored)
+        try:
+            self.detectors.configure(config)
+        except InvalidInput:
+            log.exception("stored detector policies refused; the configuration in code holds")
+            self.detectors.configure(self._code_config)
+        self.actions = stored_actions or self._code_actions
 
     # -- ChangeListener: facts are re-read before the next record of a changed tenant ----------
     def tenant_changed(self, tenant_id: str) -> None:
@@ -192,6 +231,8 @@ class Surveillance:
             with self.governance.store.transaction() as tx:
                 self.context.high_risk = PrefixList(tx.list_high_risk_prefixes())
         now = time.monotonic()
+        if self._config_stale or now - self._config_loaded >= self.facts_ttl_s:
+            self._load_config(now)
         wanted = {r.tenant_id for r in records if r.tenant_id is not None}
         for tenant_id in wanted:
             loaded = self._loaded.get(tenant_id)
@@ -321,3 +362,17 @@ class Surveillance:
         finally:
             with anyio.CancelScope(shield=True):
                 await self.stop()
+
+
+def overlay(base: DetectorConfig, stored: DetectorConfig) -> DetectorConfig:
+    """``base`` with every policy of ``stored`` put over it: a stored policy replaces the base's
+    for the same detector at the same scope (default, plan or tenant); the rest stays."""
+    plans = {k: dict(v) for k, v in base.plans.items()}
+    for plan_id, policies in stored.plans.items():
+        plans.setdefault(plan_id, {}).update(policies)
+    tenants = {k: dict(v) for k, v in base.tenants.items()}
+    for tenant_id, policies in stored.tenants.items():
+        tenants.setdefault(tenant_id, {}).update(policies)
+    return DetectorConfig(
+        defaults={**base.defaults, **stored.defaults}, plans=plans, tenants=tenants
+    )

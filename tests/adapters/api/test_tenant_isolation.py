@@ -30,6 +30,9 @@ VALID_BODIES: dict[str, dict[str, object]] = {
     "TrunkIn": {"name": "T", "source_addresses": ["198.51.100.1/32"]},
     "TrunkPatch": {"name": "Renamed"},
     "PolicyBody": {"mode": "observe"},
+    "DetectorPolicyBody": {"mode": "observe"},
+    "ThrottleIn": {"rates": {"fraction": 0.5}, "reason": "test"},
+    "ThrottleLiftIn": {"reason": "test"},
     "RateDeckAssignmentIn": {"deck_id": "rd_0123456789abcdef"},
     "ChargeLimitsIn": {"hard_minor": 1, "soft_minor": None},
     "SubscriptionIn": {
@@ -81,6 +84,8 @@ def test_another_tenants_key_is_refused(
         "order_id": world.orders[victim],
         "key_id": key_id,
         "rule": "caller_id",
+        "detector": "irsf",
+        "throttle_id": "th_0123456789abcdef",
     }
     url = re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], path)
     if body is not None:
@@ -117,6 +122,8 @@ def test_the_operator_reaches_every_tenant_route(
         "order_id": world.orders[1],
         "key_id": key_id,
         "rule": "caller_id",
+        "detector": "irsf",
+        "throttle_id": "th_0123456789abcdef",
     }
     url = re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], path)
     response = world.client.request(

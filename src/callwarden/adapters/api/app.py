@@ -28,6 +28,8 @@ from callwarden.adapters.api.routes import (
 )
 from callwarden.adapters.api.routes import cases as case_routes
 from callwarden.adapters.api.routes import notifications as notification_routes
+from callwarden.adapters.api.routes import surveillance as surveillance_routes
+from callwarden.adapters.api.routes import throttles as throttle_routes
 from callwarden.adapters.api.routes import usage as usage_routes
 from callwarden.adapters.usage_jobs import run_usage_jobs
 from callwarden.platform import Platform
@@ -94,5 +96,7 @@ def create_app(
     app.include_router(usage_routes.router)
     app.include_router(case_routes.router)
     app.include_router(notification_routes.router)
+    app.include_router(surveillance_routes.router)
+    app.include_router(throttle_routes.router)
     app.router.routes[0:0] = admission.FAST_ROUTES
     return app

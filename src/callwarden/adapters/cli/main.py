@@ -18,6 +18,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from callwarden.adapters.cli.stream import stream_app
+from callwarden.adapters.cli.surveillance import surveillance_app
 from callwarden.adapters.cli.usage import dead_letter_app, ingest, ingest_watch, usage_app
 from callwarden.core.errors import CallwardenError
 from callwarden.core.model import NumberOwnership, NumberStatus, UserRole
@@ -49,6 +50,7 @@ app.add_typer(operator_app, name="operator")
 app.add_typer(audit_app, name="audit")
 app.add_typer(deck_app, name="deck")
 app.add_typer(stream_app, name="stream")
+app.add_typer(surveillance_app, name="surveillance")
 app.command("ingest")(ingest)
 app.command("ingest-watch")(ingest_watch)
 app.add_typer(dead_letter_app, name="dead-letters")

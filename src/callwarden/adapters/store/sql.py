@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from callwarden.adapters.store import mapping as m
 from callwarden.adapters.store import rate_decks
 from callwarden.adapters.store.database import make_engine
+from callwarden.adapters.store.surveillance import SurveillanceQueries
 from callwarden.adapters.store.tables import (
     ApiKeyRow,
     AuditHeadRow,
@@ -71,7 +72,7 @@ def _like(fragment: str) -> str:
     return f"%{escaped}%"
 
 
-class SqlTransaction:
+class SqlTransaction(SurveillanceQueries):
     """The `Transaction` port over one SQLAlchemy session."""
 
     def __init__(self, session: Session) -> None:

@@ -242,3 +242,49 @@ class RateDeckAssignmentRow(Base):
     scope_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     deck_id: Mapped[str] = mapped_column(ForeignKey("rate_decks.id"), index=True)
     assigned_at: Mapped[datetime]
+
+
+class DetectorPolicyRow(Base):
+    """How one surveillance detector runs by default (scope ``default``, empty ``scope_id``),
+    for a plan or for a tenant: mode, parameters (null for the detector's own) and allowlists.
+    The most specific row wins whole."""
+
+    __tablename__ = "detector_policies"
+    __table_args__ = (
+        UniqueConstraint("scope", "scope_id", "detector", name="uq_detector_policy_scope"),
+    )
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    scope: Mapped[str] = mapped_column(String(8))
+    scope_id: Mapped[str] = mapped_column(String(32), index=True)
+    detector: Mapped[str] = mapped_column(String(64))
+    mode: Mapped[str] = mapped_column(String(8))
+    params: Mapped[dict[str, Any] | None]
+    allow_users: Mapped[list[Any]]
+    allow_numbers: Mapped[list[Any]]
+    allow_destinations: Mapped[list[Any]]
+    updated_at: Mapped[datetime]
+
+
+class ActionPolicyRow(Base):
+    """The automatic-action policy of surveillance (FRD-3): one row, id ``default``."""
+
+    __tablename__ = "action_policies"
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    policy: Mapped[dict[str, Any]]
+    updated_at: Mapped[datetime]
+
+
+class ThrottleRow(Base):
+    """Tightened attempt rates for a tenant or one of its users (LIM-5, FRD-3), until lifted or
+    expired."""
+
+    __tablename__ = "throttles"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    user_id: Mapped[str | None] = mapped_column(String(32))
+    rates: Mapped[dict[str, Any]]
+    reason: Mapped[str] = mapped_column(Text)
+    clause_ids: Mapped[list[Any]]
+    at: Mapped[datetime]
+    by: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[datetime | None]

@@ -13,6 +13,7 @@ from callwarden.core.model import (
     PlanLimits,
     Suspension,
     TenantStatus,
+    Throttle,
     UserStatus,
 )
 from callwarden.core.spend import SpendLimits
@@ -42,7 +43,8 @@ class TenantSnapshot:
 
     `charge_limits` are the month's charge limits in effect (the tenant's own, else its
     plan's), in minor units of `currency`, the plan's currency; `timezone` sets when the
-    tenant's budget month turns.
+    tenant's budget month turns. `throttles` tighten the attempt rates of the tenant or of
+    some of its users (LIM-5, FRD-3) until each one's expiry.
     """
 
     tenant_id: str
@@ -58,6 +60,7 @@ class TenantSnapshot:
     timezone: str = "UTC"
     currency: str = "EUR"
     charge_limits: SpendLimits = field(default_factory=SpendLimits)
+    throttles: tuple[Throttle, ...] = ()
 
     def policy(self, rule_id: str) -> RulePolicy:
         """The policy for `rule_id` (tenant's, else plan's, else enforce with no allowlist)."""
