@@ -151,6 +151,27 @@ def test_irsf_raises_when_a_settled_tenant_calls_several_new_countries() -> None
     assert "FR" in findings[0].summary and "NG" in findings[0].summary
 
 
+def test_irsf_lets_a_settled_tenant_open_one_new_market() -> None:
+    detector = IrsfDetector(IrsfParams(learning_calls=20, new_country_calls=3))
+    history = [call(i, i * 60, f"+1212664{1000 + i}", duration=60) for i in range(25)]
+    spain = [call(100 + i, 2000 + i * 60, f"+3491123{4500 + i}", duration=90) for i in range(8)]
+    assert feed(detector, context(), history + spain) == []
+    # A second new country within the day is the spread of test calls after a takeover.
+    more = [call(200 + i, 3000 + i * 60, f"+3906123{4500 + i}", duration=30) for i in range(3)]
+    findings = feed(detector, context(), more)
+    assert [f.statistic for f in findings] == ["calls_to_new_countries"]
+
+
+def test_irsf_raises_at_once_when_the_one_new_country_is_risky() -> None:
+    detector = IrsfDetector(IrsfParams(learning_calls=20, new_country_calls=3))
+    history = [call(i, i * 60, f"+1212664{1000 + i}", duration=60) for i in range(25)]
+    latvia = [call(100 + i, 2000 + i * 60, f"+3716700{1000 + i}") for i in range(3)]
+    findings = [
+        f for f in feed(detector, context(), history + latvia) if f.key_kind is KeyKind.TENANT
+    ]
+    assert [(f.severity, f.action) for f in findings] == [(Severity.HIGH, SuggestedAction.THROTTLE)]
+
+
 def test_irsf_learns_the_countries_a_new_tenant_calls_without_raising() -> None:
     detector = IrsfDetector(IrsfParams(learning_calls=20, new_country_calls=3))
     calls = [
@@ -315,6 +336,25 @@ def test_simbox_is_quiet_for_a_contact_centre_trunk() -> None:
                 user=f"agent{agent}",
             )
         )
+    assert feed(SimBoxDetector(), context(), calls) == []
+
+
+def test_simbox_is_quiet_for_agents_on_mobile_numbers_starting_their_day() -> None:
+    # Thirty agents on their own mobile numbers, all outbound at the start of the day: many
+    # mobile caller IDs, one-way traffic and one caller ID per call, but conversations of every
+    # length, so no short uniform calls.
+    calls = [
+        call(
+            i,
+            i * 20,
+            f"+1212664{1000 + i}",
+            caller=f"+447400{100000 + i % 30}",
+            duration=30 + (i * 53) % 500,
+            trunk="office",
+            user=f"agent{i % 30}",
+        )
+        for i in range(40)
+    ]
     assert feed(SimBoxDetector(), context(), calls) == []
 
 

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from callwarden.adapters.cli.simulate import evaluate, simulate_command
 from callwarden.adapters.cli.stream import stream_app
 from callwarden.adapters.cli.surveillance import surveillance_app
 from callwarden.adapters.cli.usage import dead_letter_app, ingest, ingest_watch, usage_app
@@ -53,6 +54,8 @@ app.add_typer(stream_app, name="stream")
 app.add_typer(surveillance_app, name="surveillance")
 app.command("ingest")(ingest)
 app.command("ingest-watch")(ingest_watch)
+app.command("simulate")(simulate_command)
+app.command("evaluate")(evaluate)
 app.add_typer(dead_letter_app, name="dead-letters")
 app.add_typer(usage_app, name="usage")
 

@@ -22,8 +22,10 @@ reaches ``slow_score`` (ClearIP's fast and slow pumping windows); it is critical
 New destination countries: once a tenant has made ``learning_calls`` outbound calls, a foreign
 country it never called before stays *new* for ``new_country_s`` seconds. When
 ``new_country_calls`` calls reach new countries within 60 minutes, a finding is raised (high
-when one of them was risky). Fraud after an account takeover dials destinations the tenant never
-used; a tenant still in its learning period raises nothing.
+when one of them was risky). Without a risky call, at least ``new_countries_min`` distinct new
+countries are needed: a tenant opening one new market calls one new country many times, test
+calls after a takeover spread over several. Fraud after an account takeover dials
+destinations the tenant never used; a tenant still in its learning period raises nothing.
 
 Benign look-alike: a tenant that really calls premium numbers at normal prices scores their low
 price, so its ordinary volume stays under the thresholds.
@@ -73,6 +75,7 @@ class IrsfParams:
     learning_calls: int = 50
     new_country_s: int = 86_400
     new_country_calls: int = 5
+    new_countries_min: int = 2
 
 
 class _Burst:
@@ -225,8 +228,12 @@ class IrsfDetector(Detector[IrsfParams]):
         risky_calls = state.risky.add(at, 1 if risky else 0)
         if calls < p.new_country_calls:
             return []
-        severity = Severity.HIGH if risky_calls else Severity.MEDIUM
         first_seen = state.first_seen
+        if not risky_calls and (
+            len(_new_countries(first_seen, at, p.new_country_s)) < p.new_countries_min
+        ):
+            return []  # one new country and nothing risky: a tenant opening a new market
+        severity = Severity.HIGH if risky_calls else Severity.MEDIUM
         return self.raise_once(
             ctx,
             "new",

@@ -13,7 +13,10 @@ SIM-box material (shared research, compliance rules section 3.5 and telecom anch
    most ``short_mean_s`` with a coefficient of variation at most ``uniform_cv``;
 4. *CLI rotation*: distinct caller IDs per outbound call of ``rotation_share`` or more.
 
-Signal 1 and at least two of the others raise a finding: medium with three signals, high with
+Signals 1 and 3 and at least one of the others raise a finding (short uniform calls are
+required: a contact centre's agents on their own mobile numbers, starting their day on one
+trunk, show many mobile caller IDs, one-way traffic and, for the first calls of the hour, one
+caller ID per call, but their conversations have every length): medium with three signals, high with
 all four (the suggested action is then throttling; the research advises flagging and
 investigating before blocking, since call centres can look alike). A tenant whose written
 consent is on record (``TenantFacts.sim_box_consent``) is exempt: nothing is tracked for it.
@@ -128,13 +131,14 @@ class SimBoxDetector(Detector[SimBoxParams]):
         if mobiles < p.min_mobile_clis:
             return []
         state.evidence.add(event.call_id)
-        signals = ["mobile caller IDs"]
+        if n < p.min_answered:
+            return []
+        mean, cv = mean_cv(n, s, s2)
+        if mean > p.short_mean_s or cv > p.uniform_cv:
+            return []  # agents' conversations: every length, however many mobile numbers
+        signals = ["mobile caller IDs", "short uniform calls"]
         if outbound >= p.min_calls and outbound / (outbound + inbound) >= p.one_way_share:
             signals.append("one-way traffic")
-        if n >= p.min_answered:
-            mean, cv = mean_cv(n, s, s2)
-            if mean <= p.short_mean_s and cv <= p.uniform_cv:
-                signals.append("short uniform calls")
         if clis / outbound >= p.rotation_share:
             signals.append("caller ID rotation")
         if len(signals) < 3:
