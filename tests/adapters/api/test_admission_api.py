@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
+from fastapi.testclient import TestClient
+from starlette.types import Receive, Scope, Send
 from tests.world import World
 
 
@@ -168,29 +172,128 @@ def test_recent_decisions_and_metrics_show_what_was_decided(world: World) -> Non
     )
 
 
-def test_the_hot_path_is_served_by_the_lean_routes_and_still_documented(world: World) -> None:
-    from starlette.routing import Route
-
+def test_the_hot_path_is_served_ahead_of_the_framework_and_still_documented(
+    world: World,
+) -> None:
+    from callwarden.adapters.api import hot_path
     from callwarden.adapters.api.routes import admission
 
     served: list[str] = []
-    original = admission._decision
+    original = hot_path.serve
 
-    async def spy(*args: object, **kwargs: object) -> object:
-        served.append("decide")
-        return await original(*args, **kwargs)  # type: ignore[arg-type]
+    async def spy(*args: object) -> None:
+        served.append("hot path")
+        await original(*args)  # type: ignore[arg-type]
 
-    first = world.client.app.router.routes[0]  # type: ignore[attr-defined]
-    assert isinstance(first, Route) and first.endpoint is admission._serve_decision
-    admission._decision = spy  # type: ignore[assignment]
+    scope = {"type": "http", "method": "POST", "path": "/v1/admission/calls"}
+    assert hot_path.handler_for(scope) == (admission._serve_attempt, "")
+    events = {**scope, "path": "/v1/admission/calls/c-1@pbx/events"}
+    assert hot_path.handler_for(events) == (admission._serve_event, "c-1@pbx")
+    assert hot_path.handler_for({**scope, "method": "GET"}) is None
+    assert hot_path.handler_for({**scope, "path": "/v1/admission/calls/a/b/events"}) is None
+    hot_path.serve = spy  # type: ignore[assignment]
     try:
         assert decide(world)["admit"] is True
+        assert world.client.get("/healthz").status_code == 200
     finally:
-        admission._decision = original  # type: ignore[assignment]
-    assert served == ["decide"]
+        hot_path.serve = original  # type: ignore[assignment]
+    assert served == ["hot path"]
     spec = world.client.get("/openapi.json").json()
     assert "/v1/admission/calls" in spec["paths"]
     assert "/v1/admission/calls/{call_id}/events" in spec["paths"]
+
+
+def _through_the_framework(world: World) -> TestClient:
+    """A client of the same app that skips the hot path: the documented path operations."""
+    from fastapi import FastAPI
+
+    app = world.client.app
+    assert isinstance(app, FastAPI)
+
+    async def framework_only(scope: Scope, receive: Receive, send: Send) -> None:
+        await FastAPI.__call__(app, scope, receive, send)
+
+    return TestClient(framework_only, raise_server_exceptions=False)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"destination": "+442079460123"},
+        {"destination": "+449098765432"},
+        {"destination": "112"},
+        {"destination": "not a number"},
+        {"destination": 12345},
+        {"call_id": ""},
+        {"tenant_id": None},
+        {"at": "yesterday"},
+    ],
+)
+def test_the_hot_path_answers_exactly_as_the_documented_path_operation(
+    world: World, body: dict[str, object]
+) -> None:
+    framework = _through_the_framework(world)
+    key = world.headers(world.operator_key)
+    answers = []
+    for n, client in enumerate((world.client, framework)):
+        r = client.post(
+            "/v1/admission/calls",
+            json=attempt(world, **{"call_id": f"same-{n}", **body}),
+            headers=key,
+        )
+        answers.append((r.status_code, r.headers["content-type"], r.json()))
+    assert answers[0] == answers[1]
+
+
+def test_the_hot_path_answers_errors_in_the_one_shape(world: World) -> None:
+    no_key = world.client.post("/v1/admission/calls", json=attempt(world))
+    assert no_key.status_code == 401 and no_key.json()["error"]["code"] == "unauthorized"
+    assert no_key.headers["www-authenticate"] == "Bearer"
+    bad_key = world.client.post(
+        "/v1/admission/calls", json=attempt(world), headers=world.headers("cw_nope")
+    )
+    assert bad_key.status_code == 401
+    not_json = world.client.post(
+        "/v1/admission/calls", content=b"{", headers=world.headers(world.operator_key)
+    )
+    assert not_json.status_code == 422 and not_json.json()["error"]["field"] == "body"
+    huge = world.client.post(
+        "/v1/admission/calls",
+        json=attempt(world, caller="x" * 20_000),
+        headers=world.headers(world.operator_key),
+    )
+    assert huge.status_code == 413 and huge.json()["error"]["status"] == 413
+
+
+def test_a_body_sent_in_chunks_is_read_whole(world: World) -> None:
+    import orjson
+
+    raw = orjson.dumps(attempt(world, call_id="chunked"))
+
+    def chunks() -> Iterator[bytes]:
+        for i in range(0, len(raw), 7):
+            yield raw[i : i + 7]
+
+    r = world.client.post(
+        "/v1/admission/calls", content=chunks(), headers=world.headers(world.operator_key)
+    )
+    assert r.status_code == 200 and r.json()["admit"] is True
+
+
+def test_an_unexpected_failure_on_the_hot_path_is_a_500_in_the_one_shape(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from callwarden.adapters.api.routes import admission
+
+    async def broken(*args: object, **kwargs: object) -> object:
+        raise RuntimeError("the counters exploded")
+
+    monkeypatch.setattr(admission, "_decision", broken)
+    r = world.client.post(
+        "/v1/admission/calls", json=attempt(world), headers=world.headers(world.operator_key)
+    )
+    assert r.status_code == 500 and r.json()["error"]["code"] == "internal_error"
+    assert "exploded" not in r.text
 
 
 def test_a_control_character_in_an_event_call_id_is_a_422(world: World) -> None:

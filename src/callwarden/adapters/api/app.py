@@ -10,8 +10,10 @@ from typing import Any
 import anyio
 import anyio.to_thread
 from fastapi import FastAPI
+from starlette.types import Receive, Scope, Send
 
 from callwarden import __version__
+from callwarden.adapters.api import hot_path
 from callwarden.adapters.api.errors import install_error_handlers
 from callwarden.adapters.api.middleware import SingleValuedQuery
 from callwarden.adapters.api.observe import DecisionLog
@@ -49,6 +51,27 @@ async def _follow_changes(platform: Platform) -> None:
         await anyio.sleep(interval)
 
 
+class CallwardenApp(FastAPI):
+    """The FastAPI app, with the admission hot path answered ahead of the framework.
+
+    Requests :func:`hot_path.handler_for` claims (the call attempts and call events a SIP
+    server sends) are served by :func:`hot_path.serve`; everything else, including every other
+    method on those paths, goes through FastAPI as usual.
+    """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one ASGI connection scope."""
+        hot = hot_path.handler_for(scope)
+        if hot is None:
+            await super().__call__(scope, receive, send)
+            return
+        handler, param = hot
+        state = self.state
+        await hot_path.serve(
+            state.platform, state.decision_log, handler, param, scope, receive, send
+        )
+
+
 Background = Callable[[], Coroutine[Any, Any, None]]
 """A coroutine function the app runs for as long as it serves (e.g. demo traffic)."""
 
@@ -77,7 +100,7 @@ def create_app(
         if owns_platform:
             await platform.aclose()
 
-    app = FastAPI(
+    app = CallwardenApp(
         title="callwarden",
         version=__version__,
         description=(
@@ -98,5 +121,4 @@ def create_app(
     app.include_router(notification_routes.router)
     app.include_router(surveillance_routes.router)
     app.include_router(throttle_routes.router)
-    app.router.routes[0:0] = admission.FAST_ROUTES
     return app

@@ -14,6 +14,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 
 from callwarden.core.model import Principal
 from callwarden.platform import Platform
+from callwarden.services.access import AccessService
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer cw_...`")
 _header = APIKeyHeader(name="X-API-Key", auto_error=False, description="An API key")
@@ -37,9 +38,14 @@ def presented_key(request: Request) -> str | None:
 
 async def recognise(request: Request, secret: str | None) -> Principal:
     """The principal behind `secret`; 401 when there is none or it is not recognised."""
+    return await recognise_secret(request.app.state.platform.access, secret)
+
+
+async def recognise_secret(access: AccessService, secret: str | None) -> Principal:
+    """The principal behind `secret` according to `access`; 401 when there is none or it is not
+    recognised. A cached key costs no thread hop."""
     if not secret:
         raise HTTPException(401, "an API key is required", headers={"WWW-Authenticate": "Bearer"})
-    access = request.app.state.platform.access
     found: Principal | None = access.cached(secret)
     if found is None:
         found = await anyio.to_thread.run_sync(access.recognise, secret)

@@ -96,43 +96,74 @@ def _location(loc: tuple[int | str, ...]) -> str:
     return ".".join(str(p) for p in loc)
 
 
+def _domain_error(exc: CallwardenError) -> JSONResponse:
+    for cls, status, code in _STATUS:
+        if isinstance(exc, cls):
+            return error_response(
+                status, code, exc.message, field=exc.field, clause_ids=exc.clause_ids
+            )
+    log.warning("unclassified domain error", extra={"error": exc.message})
+    return error_response(400, "bad_request", exc.message, field=exc.field)
+
+
+def _validation_error(exc: RequestValidationError) -> JSONResponse:
+    errors = [
+        FieldError(field=_location(tuple(e.get("loc", ()))), message=str(e.get("msg", "")))
+        for e in exc.errors()
+    ]
+    first = errors[0] if errors else FieldError(field="", message="invalid request")
+    return error_response(
+        422,
+        "validation_error",
+        f"{first.field}: {first.message}",
+        field=first.field,
+        errors=errors,
+    )
+
+
+def _counters_error(exc: CountersUnavailable) -> JSONResponse:
+    log.warning("counters unreachable", extra={"error": str(exc)})
+    return error_response(503, "counters_unavailable", f"counters unreachable: {exc}")
+
+
+def _http_error(exc: HTTPException) -> JSONResponse:
+    code = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed"}.get(
+        exc.status_code, "http_error"
+    )
+    headers = dict(exc.headers) if exc.headers else None
+    return error_response(exc.status_code, code, str(exc.detail), headers=headers)
+
+
+def error_for(exc: Exception) -> JSONResponse | None:
+    """The answer to an error the API knows (domain, validation, counters, HTTP), or None for
+    one it does not, which is a 500. The exception handlers and the admission hot path both
+    answer through it, so an error looks the same whichever way the request was served."""
+    if isinstance(exc, CallwardenError):
+        return _domain_error(exc)
+    if isinstance(exc, RequestValidationError):
+        return _validation_error(exc)
+    if isinstance(exc, CountersUnavailable):
+        return _counters_error(exc)
+    if isinstance(exc, HTTPException):
+        return _http_error(exc)
+    return None
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Translate domain errors, validation errors and HTTP errors into the one shape."""
 
     @app.exception_handler(CallwardenError)
     async def _domain(_: Request, exc: CallwardenError) -> JSONResponse:
-        for cls, status, code in _STATUS:
-            if isinstance(exc, cls):
-                return error_response(
-                    status, code, exc.message, field=exc.field, clause_ids=exc.clause_ids
-                )
-        log.warning("unclassified domain error", extra={"error": exc.message})
-        return error_response(400, "bad_request", exc.message, field=exc.field)
+        return _domain_error(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [
-            FieldError(field=_location(tuple(e.get("loc", ()))), message=str(e.get("msg", "")))
-            for e in exc.errors()
-        ]
-        first = errors[0] if errors else FieldError(field="", message="invalid request")
-        return error_response(
-            422,
-            "validation_error",
-            f"{first.field}: {first.message}",
-            field=first.field,
-            errors=errors,
-        )
+        return _validation_error(exc)
 
     @app.exception_handler(CountersUnavailable)
     async def _counters(_: Request, exc: CountersUnavailable) -> JSONResponse:
-        log.warning("counters unreachable", extra={"error": str(exc)})
-        return error_response(503, "counters_unavailable", f"counters unreachable: {exc}")
+        return _counters_error(exc)
 
     @app.exception_handler(HTTPException)
     async def _http(_: Request, exc: HTTPException) -> JSONResponse:
-        code = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed"}.get(
-            exc.status_code, "http_error"
-        )
-        headers = dict(exc.headers) if exc.headers else None
-        return error_response(exc.status_code, code, str(exc.detail), headers=headers)
+        return _http_error(exc)

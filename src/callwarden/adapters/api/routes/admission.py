@@ -4,26 +4,17 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Annotated, Self, TypeVar
+from typing import Annotated, Self
 
 import orjson
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import (
-    BaseModel,
-    Field,
-    Strict,
-    StringConstraints,
-    ValidationError,
-    model_validator,
-)
-from starlette.exceptions import HTTPException
-from starlette.requests import ClientDisconnect
-from starlette.responses import Response
-from starlette.routing import Route
+from pydantic import BaseModel, Field, Strict, StringConstraints, model_validator
 
-from callwarden.adapters.api.auth import Caller, PlatformDep, presented_key, recognise
+from callwarden.adapters.api import hot_path
+from callwarden.adapters.api.auth import Caller, PlatformDep
 from callwarden.adapters.api.errors import ERROR_RESPONSES
+from callwarden.adapters.api.hot_path import HotRequest, parse
 from callwarden.adapters.api.observe import DecisionLog
 from callwarden.adapters.api.schemas import NO_CONTROL, Model, TenantId, TenantRef, UserRef
 from callwarden.core.admission.attempt import CallAttempt, Direction
@@ -151,7 +142,9 @@ def decision_json(d: Decision) -> dict[str, object]:
     }
 
 
-async def _decision(request: Request, p: Platform, by: Principal, body: AttemptIn) -> Decision:
+async def _decision(
+    decision_log: DecisionLog, p: Platform, by: Principal, body: AttemptIn
+) -> Decision:
     authorize(by, Permission.ADMISSION)
     attempt = CallAttempt(
         call_id=body.call_id,
@@ -165,7 +158,7 @@ async def _decision(request: Request, p: Platform, by: Principal, body: AttemptI
     )
     started = time.perf_counter()
     decision = await p.admission.decide(attempt)
-    request.app.state.decision_log.record(attempt, decision, started)
+    decision_log.record(attempt, decision, started)
     return decision
 
 
@@ -182,12 +175,13 @@ async def _event(p: Platform, by: Principal, call_id: str, body: EventIn) -> Eve
 
 
 # The two path operations below publish the contract in the OpenAPI document. Requests are
-# served by the plain Starlette routes in FAST_ROUTES, placed ahead of them, which run the same
-# code without FastAPI's per-request machinery (docs/decisions/http-framework.md).
+# answered by the hot path (callwarden.adapters.api.hot_path) ahead of the framework, which runs
+# the same code without FastAPI's per-request machinery (docs/decisions/http-framework.md).
 @router.post("/calls")
 async def decide_call(request: Request, body: AttemptIn, by: Caller, p: PlatformDep) -> DecisionOut:
     """Admit or refuse a call attempt, citing the clauses behind the answer."""
-    return DecisionOut.of(await _decision(request, p, by, body))
+    log: DecisionLog = request.app.state.decision_log
+    return DecisionOut.of(await _decision(log, p, by, body))
 
 
 @router.post("/calls/{call_id}/events")
@@ -201,46 +195,27 @@ async def call_event(
     return await _event(p, by, call_id, body)
 
 
-M = TypeVar("M", bound=BaseModel)
+async def _serve_attempt(request: HotRequest) -> bytes:
+    """The hot path of ``POST /v1/admission/calls``: the decision as JSON."""
+    body = parse(AttemptIn, request.body)
+    decision = await _decision(request.decision_log, request.platform, request.by, body)
+    return orjson.dumps(decision_json(decision))
 
 
-async def _body(request: Request, model: type[M]) -> M:
-    try:
-        raw = await request.body()
-    except ClientDisconnect as exc:  # the SIP server gave up; nobody is left to answer
-        raise HTTPException(400, "the client disconnected before sending its request") from exc
-    try:
-        return model.model_validate_json(raw)
-    except ValidationError as exc:
-        errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
-        raise RequestValidationError(errors) from exc
-
-
-async def _serve_decision(request: Request) -> Response:
-    p: Platform = request.app.state.platform
-    by = await recognise(request, presented_key(request))
-    decision = await _decision(request, p, by, await _body(request, AttemptIn))
-    return Response(orjson.dumps(decision_json(decision)), media_type="application/json")
-
-
-async def _serve_event(request: Request) -> Response:
-    p: Platform = request.app.state.platform
-    by = await recognise(request, presented_key(request))
-    call_id: str = request.path_params["call_id"]
-    if not 1 <= len(call_id) <= 256 or not _CALL_ID.fullmatch(call_id):
+async def _serve_event(request: HotRequest) -> bytes:
+    """The hot path of ``POST /v1/admission/calls/{call_id}/events``: the outcome as JSON."""
+    call_id = request.path_param
+    if len(call_id) > 256 or not _CALL_ID.fullmatch(call_id):
         message = "call_id must be 1 to 256 characters without control characters"
         raise RequestValidationError(
             [{"loc": ("path", "call_id"), "msg": message, "type": "value_error"}]
         )
-    out = await _event(p, by, call_id, await _body(request, EventIn))
-    return Response(out.model_dump_json(), media_type="application/json")
+    out = await _event(request.platform, request.by, call_id, parse(EventIn, request.body))
+    return out.model_dump_json().encode()
 
 
-FAST_ROUTES = [
-    Route("/v1/admission/calls", _serve_decision, methods=["POST"]),
-    Route("/v1/admission/calls/{call_id}/events", _serve_event, methods=["POST"]),
-]
-"""The hot-path routes, to be placed ahead of every other route of the app."""
+hot_path.route("/v1/admission/calls", _serve_attempt)
+hot_path.route("/v1/admission/calls/{call_id}/events", _serve_event)
 
 
 @router.get("/tenants/{tenant_id}/leases")
