@@ -244,6 +244,8 @@ class WrkResult:
     rps: float
     p50_ms: float
     p99_ms: float
+    cpu_us: float = float("nan")
+    """Server CPU time (user + system) per request answered, in microseconds."""
 
 
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
@@ -307,8 +309,11 @@ end
 class Server:
     """`callwarden serve` in a subprocess, pinned to one core."""
 
-    def __init__(self, db: Path, counters_url: str, cpu: str | None) -> None:
+    def __init__(
+        self, db: Path, counters_url: str, cpu: str | None, client_cpu: str | None = None
+    ) -> None:
         self.port = _free_port()
+        self.client_cpu = client_cpu
         env = {
             **os.environ,
             "CALLWARDEN_DATABASE_URL": f"sqlite:///{db}",
@@ -329,6 +334,20 @@ class Server:
                 time.sleep(0.05)
         raise RuntimeError("callwarden serve did not start")
 
+    def cpu_s(self) -> float:
+        """CPU seconds (user + system) the server process has used so far."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def wrk(self, path: str, seconds: float, connections: int, script: Path | None) -> WrkResult:
+        """wrk against ``path`` of this server, with the server's CPU time per request."""
+        before = self.cpu_s()
+        result = wrk(self.base + path, seconds, connections, script, self.client_cpu)
+        used = self.cpu_s() - before
+        answered = result.rps * int(seconds)
+        cpu_us = used / answered * 1e6 if answered else float("nan")
+        return dataclasses.replace(result, cpu_us=cpu_us)
+
     def stop(self) -> None:
         os.killpg(self.proc.pid, signal.SIGTERM)
         self.proc.wait(timeout=10)
@@ -336,10 +355,13 @@ class Server:
 
 def bench_http(
     redis_url: str, repeats: int, seconds: float, pin: bool
-) -> dict[str, dict[str, WrkResult]]:
-    """wrk against the trivial and the admission endpoint of one server, per counters backend."""
+) -> tuple[dict[str, dict[str, WrkResult]], dict[str, list[float]]]:
+    """wrk against the trivial and the admission endpoint of one server, per counters backend:
+    the median figures of each, and the admission / trivial ratio of each round (the two runs
+    of a round are back to back, so they share the machine's load)."""
     server_cpu, client_cpu = ("0", "1") if pin else (None, None)
     results: dict[str, dict[str, WrkResult]] = {}
+    pairs: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name, url in (("in-process", "memory://"), ("redis", redis_url)):
             db = Path(tmp) / f"http-{name}.db"
@@ -355,12 +377,12 @@ def bench_http(
             # answer's own latency a small part of each connection's cycle.
             connections = 100
             _admission_script(paced, key, tenant, user, 1000.0 * connections / 2000.0)
-            server = Server(db, url, server_cpu)
+            server = Server(db, url, server_cpu, client_cpu)
             try:
-                admission_url = server.base + "/v1/admission/calls"
-                wrk(admission_url, 2, 16, script, client_cpu)  # warm-up
-                wrk(server.base + "/healthz", 2, 16, None, client_cpu)
-                wrk(admission_url, 2, 16, rated_script, client_cpu)  # loads the rate deck
+                admission = "/v1/admission/calls"
+                server.wrk(admission, 2, 16, script)  # warm-up
+                server.wrk("/healthz", 2, 16, None)
+                server.wrk(admission, 2, 16, rated_script)  # loads the rate deck
                 runs: dict[str, list[WrkResult]] = {
                     "trivial": [],
                     "admission": [],
@@ -368,29 +390,32 @@ def bench_http(
                     "paced": [],
                 }
                 for _ in range(repeats):
-                    runs["trivial"].append(
-                        wrk(server.base + "/healthz", seconds, 16, None, client_cpu)
-                    )
-                    runs["admission"].append(wrk(admission_url, seconds, 16, script, client_cpu))
-                    runs["rated"].append(wrk(admission_url, seconds, 16, rated_script, client_cpu))
-                    runs["paced"].append(
-                        wrk(admission_url, seconds, connections, paced, client_cpu)
-                    )
+                    runs["trivial"].append(server.wrk("/healthz", seconds, 16, None))
+                    runs["admission"].append(server.wrk(admission, seconds, 16, script))
+                    runs["rated"].append(server.wrk(admission, seconds, 16, rated_script))
+                    runs["paced"].append(server.wrk(admission, seconds, connections, paced))
             finally:
                 server.stop()
+            pairs[name] = [
+                a.rps / t.rps for t, a in zip(runs["trivial"], runs["admission"], strict=True)
+            ]
             results[name] = {
                 k: WrkResult(
                     statistics.median(r.rps for r in v),
                     statistics.median(r.p50_ms for r in v),
                     statistics.median(r.p99_ms for r in v),
+                    statistics.median(r.cpu_us for r in v),
                 )
                 for k, v in runs.items()
             }
-    return results
+    return results, pairs
 
 
 def _line(r: WrkResult) -> str:
-    return f"{r.rps:>8,.0f} req/s  p50 {r.p50_ms:.2f} ms  p99 {r.p99_ms:.2f} ms"
+    return (
+        f"{r.rps:>8,.0f} req/s  p50 {r.p50_ms:.2f} ms  p99 {r.p99_ms:.2f} ms  "
+        f"server CPU {r.cpu_us:.0f} us/request"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -418,7 +443,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.skip_http or shutil.which("wrk") is None:
         print("HTTP: skipped (--skip-http, or wrk is missing: apt-get install wrk)")
         return 0
-    http = bench_http(
+    http, pairs = bench_http(
         redis_url, repeats, seconds, pin=not args.no_pin and (os.cpu_count() or 1) > 1
     )
     for name, r in http.items():
@@ -427,6 +452,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  GET  /healthz (trivial)        {_line(t)}")
         print(f"  POST /v1/admission/calls       {_line(a)}")
         print(f"  ratio admission / trivial:     {a.rps / t.rps:.2f}  (target >= 0.70)")
+        rounds = " ".join(f"{x:.2f}" for x in pairs[name])
+        print(f"    per round: {rounds}; median {statistics.median(pairs[name]):.2f}")
+        print(f"    by server CPU per request:   {t.cpu_us / a.cpu_us:.2f}")
         print(f"  the same, calls rated (LIM-1)  {_line(rt)}")
         print(f"  ratio rating on / off:         {rt.rps / a.rps:.2f}")
         print(f"  at offered 2,000/s:            {_line(p)}")
