@@ -114,6 +114,30 @@ def test_gcra_all_is_all_or_nothing_and_names_the_first_refusal() -> None:
         gcra_all([None], now, [fast, slow])
 
 
+@given(
+    st.lists(
+        st.tuples(
+            st.none() | st.integers(0, 20 * SECOND),
+            st.integers(1, 2 * SECOND),
+            st.integers(0, 5 * SECOND),
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+    st.integers(0, 20 * SECOND),
+)
+def test_gcra_all_agrees_with_gcra_on_every_state(
+    states: list[tuple[int | None, int, int]], now: int
+) -> None:
+    singles = [gcra(tat, now, interval, tolerance) for tat, interval, tolerance in states]
+    d = gcra_all([s[0] for s in states], now, [(s[1], s[2]) for s in states])
+    refusals = [i for i, single in enumerate(singles) if not single.allowed]
+    assert d.allowed == (not refusals)
+    assert d.refused_index == (refusals[0] if refusals else None)
+    assert d.retry_after_us == max((singles[i].retry_after_us for i in refusals), default=0)
+    assert d.tats_us == tuple(single.tat_us for single in singles)
+
+
 def _token_bucket(times: list[int], interval: int, burst: int) -> list[tuple[bool, int]]:
     """Independent model: a bucket of burst + 1 tokens, one token per interval, level in us."""
     capacity = (burst + 1) * interval

@@ -179,13 +179,17 @@ def gcra_all(
     refused: int | None = None
     retry = 0
     new: list[int] = []
+    # gcra() for each state, inlined: this runs on every call attempt.
     for i, (tat, (interval, tolerance)) in enumerate(zip(tats_us, rates, strict=True)):
-        d = gcra(tat, now_us, interval, tolerance)
-        if not d.allowed:
+        base = now_us if tat is None or tat < now_us else tat
+        allow_at = base - tolerance
+        if now_us < allow_at:
             if refused is None:
                 refused = i
-            retry = max(retry, d.retry_after_us)
-        new.append(d.tat_us)
+            retry = max(retry, allow_at - now_us)
+            new.append(base)
+        else:
+            new.append(base + interval)
     return MultiGcraDecision(refused is None, refused, retry, tuple(new))
 
 
