@@ -14,13 +14,18 @@ is reported too), then the consumer is started and timed until the last record i
    - *in-process* and *JetStream*: records through the stream, each batch stored by a consumer
      with `UsageIngestion.ingest_records`;
    - *NATS ingestion*: raw callwarden JSON sent to `<prefix>.in.callwarden-json`, one record
-     per message or a JSON array of 100 per message; the ingestion consumer hands each batch
-     to `UsageIngestion.ingest`, which stores it and (in production, "+ publish") publishes
-     the stored records to the record subject. Target ≥ 20,000 records/s.
+     per message or batch messages of 100 or 1,000 records as JSON lines; the ingestion
+     consumer hands each fetched batch to `UsageIngestion.ingest`, which stores it and (in
+     production, "+ publish") publishes the stored records to the record subject. Target
+     ≥ 20,000 records/s.
 
-Run: `python -m bench.stream [--records N] [--quick] [--no-postgres]`. Needs the NATS server at
-127.0.0.1:4222 (and PostgreSQL at 127.0.0.1:5432 unless --no-postgres); each run uses streams
-and a database of its own and removes them afterwards.
+Every path runs `--repeats` times; each run has its own bare JetStream baseline, and the
+figures printed are medians (with the lowest and highest drain rate), the ratio being the
+median of each run's ratio to its own baseline.
+
+Run: `python -m bench.stream [--records N] [--repeats R] [--quick] [--no-postgres]`. Needs the
+NATS server at 127.0.0.1:4222 (and PostgreSQL at 127.0.0.1:5432 unless --no-postgres); each run
+uses streams and a database of its own and removes them afterwards.
 """
 
 from __future__ import annotations
@@ -28,7 +33,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import secrets
+import statistics
 import tempfile
 import time
 import uuid
@@ -220,11 +227,8 @@ async def nats_ingestion(
     stored to the record subject as in production unless `publish_stored` is off."""
     stream = _jetstream()
     usage.publisher = stream if publish_stored else None
-    docs = [to_json(r) for r in records]
-    texts = [
-        json.dumps(docs[i] if per_message == 1 else docs[i : i + per_message])
-        for i in range(0, len(docs), per_message)
-    ]
+    lines = [json.dumps(to_json(r)) for r in records]
+    texts = ["\n".join(lines[i : i + per_message]) for i in range(0, len(lines), per_message)]
     try:
         start = time.perf_counter()
         for i in range(0, len(texts), 5000):
@@ -245,7 +249,7 @@ async def nats_ingestion(
     finally:
         usage.publisher = None
         await stream.delete()
-    unit = "1 record" if per_message == 1 else f"{per_message} records"
+    unit = "1 record" if per_message == 1 else f"{per_message:,} records"
     then = "store + publish" if publish_stored else "store"
     return Figure(f"NATS ingestion, {unit}/message -> {then}", len(records), published, drained)
 
@@ -300,7 +304,18 @@ def _seed(platform: Platform, tenants: int) -> list[str]:
     ]
 
 
-async def into_store(kind: str, n: int, batch: int) -> list[Figure]:
+INGESTION_PATHS: tuple[tuple[int, bool], ...] = (
+    (1, False),
+    (100, False),
+    (1000, False),
+    (1, True),
+    (100, True),
+    (1000, True),
+)
+"""(records per input message, stored records published on) for each NATS ingestion path."""
+
+
+async def into_store(kind: str, n: int, batch: int, run_no: int) -> list[Figure]:
     """Every storing path on one kind of database, each with records of its own."""
     figures: list[Figure] = []
     with database(kind) as url:
@@ -308,13 +323,13 @@ async def into_store(kind: str, n: int, batch: int) -> list[Figure]:
         try:
             tenants = _seed(platform, 20)
             usage = UsageIngestion(SqlUsageStore(platform.store.engine), batch_size=10_000)
-            figures.append(await direct(usage, _records(n, tenants, "direct")))
+            figures.append(await direct(usage, _records(n, tenants, f"direct{run_no}")))
             memory = InProcessStream(max_pending=n, batch_size=batch)
             figures.append(
                 await through(
                     memory,
                     "in-process stream -> ingest_records",
-                    _records(n, tenants, "mem"),
+                    _records(n, tenants, f"mem{run_no}"),
                     storing(usage),
                 )
             )
@@ -325,17 +340,17 @@ async def into_store(kind: str, n: int, batch: int) -> list[Figure]:
                     await through(
                         js,
                         "JetStream -> ingest_records",
-                        _records(n, tenants, "js"),
+                        _records(n, tenants, f"js{run_no}"),
                         storing(usage),
                     )
                 )
             finally:
                 await js.delete()
-            for per_message, publish_stored in ((1, False), (100, False), (100, True), (1, True)):
+            for per_message, publish_stored in INGESTION_PATHS:
                 figures.append(
                     await nats_ingestion(
                         usage,
-                        _records(n, tenants, f"raw{per_message}{publish_stored:d}"),
+                        _records(n, tenants, f"raw{run_no}-{per_message}{publish_stored:d}"),
                         per_message=per_message,
                         publish_stored=publish_stored,
                     )
@@ -345,40 +360,87 @@ async def into_store(kind: str, n: int, batch: int) -> list[Figure]:
     return figures
 
 
-def _print(title: str, figures: Sequence[Figure], baseline: Figure) -> None:
-    print(f"\n{title}")
-    print(f"{'path':58} {'publish/s':>11} {'drain/s':>10} {'x baseline':>10}")
-    for f in figures:
-        pub = f"{f.publish_rate:,.0f}" if f.publish_rate else "-"
-        print(
-            f"{f.path:58} {pub:>11} {f.drain_rate:>10,.0f}"
-            f" {f.drain_rate / baseline.drain_rate:>10.2f}"
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """One path over every repeat: median rates and the median ratio to the same run's
+    bare JetStream drain."""
+
+    path: str
+    publish_rate: float | None
+    drain_rate: float
+    drain_low: float
+    drain_high: float
+    ratio: float
+
+
+def _summaries(runs: Sequence[tuple[Figure, Sequence[Figure]]]) -> list[Summary]:
+    """Medians per path over the repeats; each run's ratio is to its own baseline."""
+    by_path: dict[str, list[tuple[Figure, Figure]]] = {}
+    for baseline, figures in runs:
+        for f in figures:
+            by_path.setdefault(f.path, []).append((f, baseline))
+    out = []
+    for path, pairs in by_path.items():
+        drains = [f.drain_rate for f, _ in pairs]
+        publishes = [f.publish_rate for f, _ in pairs if f.publish_rate is not None]
+        out.append(
+            Summary(
+                path,
+                statistics.median(publishes) if publishes else None,
+                statistics.median(drains),
+                min(drains),
+                max(drains),
+                statistics.median(f.drain_rate / b.drain_rate for f, b in pairs),
+            )
         )
+    return out
 
 
-async def run(n: int, batch: int, postgres: bool) -> int:
-    print(f"{n:,} call records per path, consumer batches of {batch}")
+def _print(title: str, summaries: Sequence[Summary]) -> None:
+    print(f"\n{title}")
+    print(f"{'path':52} {'publish/s':>10} {'drain/s':>9} {'(lowest-highest)':>17} {'x bare':>7}")
+    for f in summaries:
+        pub = f"{f.publish_rate:,.0f}" if f.publish_rate else "-"
+        spread = f"{f.drain_low:,.0f}-{f.drain_high:,.0f}"
+        print(f"{f.path:52} {pub:>10} {f.drain_rate:>9,.0f} {spread:>17} {f.ratio:>7.2f}")
+
+
+async def run(n: int, batch: int, postgres: bool, repeats: int) -> int:
+    """Every path `repeats` times (each repeat with its own baseline), then the medians."""
+    print(
+        f"{n:,} call records per path, consumer batches of {batch} messages, "
+        f"medians of {repeats} runs (load {os.getloadavg()[0]:.1f} at the start)"
+    )
     records = _records(n, ["tn_bench"], "plain")
     payloads = [json.dumps(to_json(r)).encode() for r in records]
-    bare = await bare_jetstream(payloads, batch)
-    js = _jetstream(batch_size=batch)
-    try:
-        js_only = await through(js, "JetStreamStream (no storage)", records, nothing)
-    finally:
-        await js.delete()
-    memory = InProcessStream(max_pending=n, batch_size=batch)
-    memory_only = await through(memory, "InProcessStream (no storage)", records, nothing)
-    await memory.close()
-    _print("Streams without storage (baseline: bare JetStream)", [bare, js_only, memory_only], bare)
-    status = 0
-    for kind in ("sqlite", "postgres") if postgres else ("sqlite",):
-        figures = await into_store(kind, n, batch)
-        _print(f"Into the store on {kind} (baseline: bare JetStream)", figures, bare)
-        for f in figures:
+    kinds = ("sqlite", "postgres") if postgres else ("sqlite",)
+    bare_runs: list[tuple[Figure, Sequence[Figure]]] = []
+    store_runs: dict[str, list[tuple[Figure, Sequence[Figure]]]] = {k: [] for k in kinds}
+    for run_no in range(repeats):
+        bare = await bare_jetstream(payloads, batch)
+        js = _jetstream(batch_size=batch)
+        try:
+            js_only = await through(js, "JetStreamStream (no storage)", records, nothing)
+        finally:
+            await js.delete()
+        memory = InProcessStream(max_pending=n, batch_size=batch)
+        memory_only = await through(memory, "InProcessStream (no storage)", records, nothing)
+        await memory.close()
+        bare_runs.append((bare, [bare, js_only, memory_only]))
+        for kind in kinds:
+            store_runs[kind].append((bare, await into_store(kind, n, batch, run_no)))
+    _print(
+        "Streams without storage (x bare: to bare JetStream in the same run)", _summaries(bare_runs)
+    )
+    for kind in kinds:
+        summaries = _summaries(store_runs[kind])
+        _print(f"Into the store on {kind} (x bare: to bare JetStream in the same run)", summaries)
+        for f in summaries:
             if f.path.startswith("NATS ingestion"):
                 verdict = "met" if f.drain_rate >= 20_000 else "not met"
                 print(f"target >= 20,000/s into {kind}, {f.path}: {verdict}")
-    return status
+    print(f"load {os.getloadavg()[0]:.1f} at the end")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -388,9 +450,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=500, help="consumer batch size")
     parser.add_argument("--quick", action="store_true", help="10,000 records per path")
     parser.add_argument("--no-postgres", action="store_true", help="SQLite only")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of every path (medians)")
     args = parser.parse_args(argv)
-    n = 10_000 if args.quick else args.records
-    return asyncio.run(run(n, args.batch, not args.no_postgres))
+    n, repeats = (10_000, 1) if args.quick else (args.records, args.repeats)
+    return asyncio.run(run(n, args.batch, not args.no_postgres, repeats))
 
 
 if __name__ == "__main__":

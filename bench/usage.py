@@ -7,10 +7,15 @@ database works in its own process, so CPU time of this one would flatter it):
   and unanswered calls over 20 tenants is cut into units and normalised, nothing stored: the
   ceiling for any ingestion path. Measured before each ingestion figure, so a busy machine
   weighs on both alike.
-- ``file``: `callwarden ingest FILE` without the progress bar (`ingest_file`): read, normalise,
-  check, store (COPY into a staging table and INSERT ... ON CONFLICT DO NOTHING on PostgreSQL;
-  one executemany per batch on SQLite), publish to the in-process stream. Each run ingests the
-  file into an empty store. Also ``store-only``: the same records already normalised
+- ``prepare``: a second baseline, what bulk ingestion does per unit in one process before
+  storing (`LocalPreparer`: the quick path for callwarden CSV, the storable checks, rows).
+- ``file``: `callwarden ingest FILE` without the progress bar (`ingest_file`): read, prepare,
+  check tenants, store (binary COPY straight into the table on PostgreSQL, staged and moved
+  with ON CONFLICT DO NOTHING once a batch meets stored keys; one executemany per batch on
+  SQLite), publish to the in-process stream. Once with the units prepared in this process and
+  once by `default_workers()` worker processes (the command's default for large files); the
+  per-CPU-second figure counts this process only, not the workers. Each run ingests the file
+  into an empty store. Also ``store-only``: the same records already normalised
   (`ingest_records`), i.e. what checking and storing cost alone. Target: at least 50,000
   records per second from a file into PostgreSQL.
 - ``http``: `callwarden serve` in a subprocess; `--clients` concurrent clients POST the same
@@ -22,9 +27,9 @@ database works in its own process, so CPU time of this one would flatter it):
   month: the summary (counts, seconds, cost), the first page of 100 records with the month's
   total, and reading every record of that month. Milliseconds, median of `--repeats`.
 
-Run: ``python -m bench.usage [--quick] [--only file|http|month] [--no-postgres]``. The whole
-run with 10,000,000 rows takes a while (tens of minutes on two cores); `--quick` uses 20,000
-records and a 200,000-row month store.
+Run: ``python -m bench.usage [--quick] [--only file|http|month] [--no-postgres] [--no-sqlite]``.
+The whole run with 10,000,000 rows takes a while (tens of minutes on two cores); `--quick` uses
+20,000 records and a 200,000-row month store.
 """
 
 from __future__ import annotations
@@ -52,6 +57,7 @@ import psycopg
 
 from callwarden.adapters.store.usage import COLUMNS, COPY_TYPES, SqlUsageStore, sqlite_values
 from callwarden.adapters.usage_files import ingest_file
+from callwarden.adapters.usage_pool import default_workers
 from callwarden.core.model import Billing, Channel, PlanLimits, Tenant, TenantStatus, UserRole
 from callwarden.core.usage.normalise import normalise, split
 from callwarden.core.usage.record import UsageFormat, UsageRecord
@@ -59,6 +65,7 @@ from callwarden.platform import Platform
 from callwarden.services.governance import SYSTEM
 from callwarden.services.ports import PageRequest
 from callwarden.services.usage import UsageQuery
+from callwarden.services.usage_prepare import LocalPreparer
 from callwarden.settings import Settings
 
 POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -154,6 +161,10 @@ def _medians(rates: list[Rate]) -> Rate:
     return _median([r[0] for r in rates]), _median([r[1] for r in rates])
 
 
+def _ratio(rate: Rate, baseline: Rate) -> str:
+    return f"{rate[0] / baseline[0]:>9.2f} {rate[1] / baseline[1]:>9.2f}"
+
+
 def _pair(rate: Rate) -> str:
     return f"{rate[0]:>9,.0f} {rate[1]:>9,.0f}"
 
@@ -180,12 +191,28 @@ def normalise_rate(path: Path) -> Rate:
     return _rate(sum(1 for _ in path.open()) - 1, run)
 
 
-def file_rate(url: str, path: Path, n: int) -> Rate:
-    """Records per second ingested from the file into an empty store at `url`."""
+def prepare_rate(path: Path) -> Rate:
+    """Records per second cut and prepared for storage (the quick path) in this process."""
+
+    def run() -> None:
+        with path.open(encoding="utf-8") as f:
+            for _ in LocalPreparer().prepare(FMT, split(FMT, f), UTC):
+                pass
+
+    return _rate(sum(1 for _ in path.open()) - 1, run)
+
+
+def file_rate(url: str, path: Path, n: int, workers: int = 0) -> Rate:
+    """Records per second ingested from the file into an empty store at `url`, normalised
+    in this process (`workers` 0) or by that many worker processes."""
     platform = seeded(url)
     results = []
+
+    async def ingest() -> None:
+        results.append(await ingest_file(platform.usage, path, FMT, workers=workers))
+
     try:
-        rate = _rate(n, lambda: results.append(anyio.run(ingest_file, platform.usage, path, FMT)))
+        rate = _rate(n, lambda: anyio.run(ingest))
     finally:
         anyio.run(platform.aclose)
     assert results[0].stored == n, results
@@ -213,22 +240,32 @@ def bench_file(kinds: list[str], admin: str, n: int, repeats: int) -> None:
         records = [r for item in split(FMT, path.read_text("utf-8")) for r in normalise(FMT, item)]
         print(f"file of {n:,} calls ({path.stat().st_size / 1e6:.1f} MB), callwarden-csv")
         print("  records/s: wall clock, and per CPU second of this process")
+        workers = default_workers()
         for kind in kinds:
             base: list[Rate] = []
+            prepared: list[Rate] = []
             files: list[Rate] = []
+            pooled: list[Rate] = []
             stores: list[Rate] = []
             for _ in range(repeats):
                 base.append(normalise_rate(path))
+                prepared.append(prepare_rate(path))
                 with store_url(kind, admin) as url:
                     files.append(file_rate(url, path, n))
                 with store_url(kind, admin) as url:
+                    pooled.append(file_rate(url, path, n, workers))
+                with store_url(kind, admin) as url:
                     stores.append(store_only_rate(url, records))
-            b, f, s = _medians(base), _medians(files), _medians(stores)
+            b, q, f = _medians(base), _medians(prepared), _medians(files)
+            p, s = _medians(pooled), _medians(stores)
             target = "  (target >= 50,000)" if kind == "postgres" else ""
-            print(f"  {kind:<8} normalise only (baseline) {_pair(b)}")
-            print(f"  {kind:<8} file -> store             {_pair(f)}{target}")
-            print(f"  {kind:<8} store only (normalised)   {_pair(s)}")
-            print(f"  {kind:<8} ratio file / normalise    {f[0] / b[0]:>9.2f} {f[1] / b[1]:>9.2f}")
+            print(f"  {kind:<8} normalise only (baseline)      {_pair(b)}")
+            print(f"  {kind:<8} prepare only, quick path       {_pair(q)}")
+            print(f"  {kind:<8} file -> store, in process      {_pair(f)}{target}")
+            print(f"  {kind:<8} file -> store, {workers} workers       {_pair(p)}{target}")
+            print(f"  {kind:<8} store only (normalised)        {_pair(s)}")
+            print(f"  {kind:<8} ratio file / normalise         {_ratio(f, b)}")
+            print(f"  {kind:<8} ratio file, workers / normalise {_ratio(p, b)}")
 
 
 # -- HTTP ----------------------------------------------------------------------------------------
@@ -368,6 +405,7 @@ def load_month_store(url: str, n: int) -> float:
         raw = conn.connection.dbapi_connection
         assert raw is not None
         if engine.dialect.name == "postgresql":
+            assert isinstance(raw, psycopg.Connection)
             sql = f"COPY usage_records ({', '.join(COLUMNS)}) FROM STDIN (FORMAT BINARY)"
             with raw.cursor() as cur, cur.copy(sql) as copy:
                 copy.set_types(list(COPY_TYPES))
@@ -448,12 +486,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--postgres", default=POSTGRES_ADMIN)
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--no-sqlite", action="store_true")
     parser.add_argument("--only", choices=("file", "http", "month"))
     parser.add_argument("--quick", action="store_true", help="small sizes, one repeat")
     args = parser.parse_args(argv)
     if args.quick:
         args.records, args.http_records, args.month_rows, args.repeats = 20_000, 20_000, 200_000, 1
-    kinds = ["sqlite"] if args.no_postgres else ["sqlite", "postgres"]
+    kinds = [
+        kind
+        for kind, skipped in (("sqlite", args.no_sqlite), ("postgres", args.no_postgres))
+        if not skipped
+    ]
     print(f"== usage ingestion ({os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}) ==")
     if args.only in (None, "file"):
         bench_file(kinds, args.postgres, args.records, args.repeats)

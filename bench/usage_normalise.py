@@ -4,7 +4,10 @@ For each format a synthetic file of `--records` records (a realistic mix of answ
 and failed calls) is split into raw items and normalised into records, as file ingestion does.
 The baseline, measured in the same run over the same text, is the bare parse of that format
 (orjson.loads per JSON document, csv.reader per CSV row, str.split per syslog line): the ratio
-says how much the normaliser adds to simply reading the input.
+says how much the normaliser adds to simply reading the input. A third column is what bulk
+ingestion does per unit (`services.usage_prepare.prepare_unit`: normalised, checked against
+the store's limits, turned into a storage row), where callwarden's own CSV and JSON calls take
+the quick path (`core.usage.fast_rows`).
 
 Figures are the best of `--repeats` runs, timed in CPU seconds of this process
 (`time.process_time`), so that other work on a shared machine does not count against them.
@@ -19,11 +22,13 @@ import io
 import time
 from collections.abc import Callable
 from functools import partial
+from zoneinfo import ZoneInfo
 
 import orjson
 
-from callwarden.core.usage import UsageRecord, normalise, split
+from callwarden.core.usage import UsageFormat, UsageRecord, normalise, split
 from callwarden.core.usage.schema import fields_for, to_json, to_text_fields
+from callwarden.services.usage_prepare import prepare_unit
 
 START = 1_710_230_400  # 2024-03-12T08:00:00Z
 
@@ -176,6 +181,15 @@ def _normalise_all(fmt: str, text: str) -> int:
     return count
 
 
+def _prepare_all(fmt: str, text: str) -> int:
+    count = 0
+    zone = ZoneInfo("Europe/Warsaw")
+    for item in split(fmt, text):
+        rows, _ = prepare_unit(UsageFormat(fmt), item.text, zone)
+        count += len(rows)
+    return count
+
+
 def _best(run: Callable[[], int], repeats: int) -> tuple[int, float]:
     best = float("inf")
     count = 0
@@ -195,13 +209,17 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     records, repeats = (10_000, 2) if args.quick else (args.records, args.repeats)
     print(f"normalising {records:,} records per format, best of {repeats}")
-    print(f"{'format':<22}{'records/s':>12}{'bare parse/s':>14}{'ratio':>8}")
+    print(f"{'format':<22}{'records/s':>12}{'bare parse/s':>14}{'ratio':>8}{'prepared/s':>12}")
     for fmt, (make, baseline) in FORMATS.items():
         text = make(records)
         count, seconds = _best(partial(_normalise_all, fmt, text), repeats)
         base_count, base_seconds = _best(partial(baseline, text), repeats)
+        prepared_count, prepared_seconds = _best(partial(_prepare_all, fmt, text), repeats)
         rate, base_rate = count / seconds, base_count / base_seconds
-        print(f"{fmt:<22}{rate:>12,.0f}{base_rate:>14,.0f}{base_rate / rate:>7.1f}x")
+        prepared = prepared_count / prepared_seconds
+        print(
+            f"{fmt:<22}{rate:>12,.0f}{base_rate:>14,.0f}{base_rate / rate:>7.1f}x{prepared:>12,.0f}"
+        )
     return 0
 
 

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from callwarden.adapters.usage_pool import ProcessPreparer
 from callwarden.core.errors import InvalidInput
 from callwarden.core.model import Principal
 from callwarden.core.usage.normalise import split
@@ -83,8 +84,14 @@ async def ingest_file(
     *,
     by: Principal | None = None,
     on_progress: FileProgress | None = None,
+    workers: int = 0,
 ) -> IngestResult:
     """Ingest every unit of the file at `path`; returns once the last batch is committed.
+
+    With `workers` of 1 or more the units are prepared in that many worker processes while
+    this one stores (`ProcessPreparer`); batches are committed in file order all the same. It
+    pays only where cores are idle and the format is read the ordinary way (see
+    docs/performance.md); by default this process does it.
 
     Raises UnreadableFile (before ingesting anything) when the file is not UTF-8 text.
     """
@@ -113,4 +120,9 @@ async def ingest_file(
                 done = marks[batches - 1] if batches <= len(marks) else lines.consumed
                 on_progress(done, total)
 
-        return await ingestion.ingest(fmt, units(), by=by, on_progress=progress)
+        if workers < 1:
+            return await ingestion.ingest(fmt, units(), by=by, on_progress=progress)
+        with ProcessPreparer(workers, batch_units=ingestion.batch_size) as preparer:
+            return await ingestion.ingest(
+                fmt, units(), by=by, on_progress=progress, preparer=preparer
+            )

@@ -22,7 +22,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, tzinfo
 from enum import StrEnum
-from itertools import islice
+from itertools import chain, islice
 from typing import Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -34,11 +34,13 @@ from callwarden.core.model import Principal, Trunk
 from callwarden.core.permissions import Permission
 from callwarden.core.usage.normalise import normalise, split
 from callwarden.core.usage.record import RawItem, UsageError, UsageFormat, UsageKind, UsageRecord
+from callwarden.core.usage.rows import Row, RowRecords, record_row
 from callwarden.core.usage.schema import to_json
 from callwarden.services.governance import SYSTEM, authorize
 from callwarden.services.ids import new_id
 from callwarden.services.ports import Page, PageRequest
 from callwarden.services.usage_checks import RecordChecker
+from callwarden.services.usage_prepare import LocalPreparer, PreparedUnit, UnitPreparer
 
 log = logging.getLogger("callwarden.usage")
 
@@ -173,6 +175,10 @@ class UsageTransaction(Protocol):
         """Insert records whose key is not stored yet; return the keys actually inserted."""
         ...
 
+    def insert_rows(self, rows: Sequence[Row]) -> set[RecordKey]:
+        """`insert_records` for records given as rows (`callwarden.core.usage.rows`)."""
+        ...
+
     def get_records(self, keys: Sequence[RecordKey]) -> list[UsageRecord]:
         """The stored records with these keys (any order; missing keys are skipped)."""
         ...
@@ -300,6 +306,7 @@ class UsageIngestion:
         *,
         by: Principal | None = None,
         on_progress: ProgressCallback | None = None,
+        preparer: UnitPreparer | None = None,
     ) -> IngestResult:
         """Normalise `items`, store new records and dead letters, then publish the new records.
 
@@ -308,8 +315,12 @@ class UsageIngestion:
         records (records without a tenant are attributed to it, others are dead-lettered).
         Items are read in batches of `batch_size`, each committed in one transaction, so a
         large file never sits in memory whole; `on_progress` hears the total after each.
+        `preparer` normalises the units (default: in this process, one after another; a
+        process pool spreads a large file over several cores, still committed in order).
         """
-        result, _ = await self._ingest(fmt, items, self._writer_scope(by), on_progress)
+        result, _ = await self._ingest(
+            fmt, items, self._writer_scope(by), on_progress, preparer or LocalPreparer()
+        )
         return result
 
     async def _ingest(
@@ -318,17 +329,20 @@ class UsageIngestion:
         items: Iterable[RawItem],
         scope: str | None,
         on_progress: ProgressCallback | None,
+        preparer: UnitPreparer,
     ) -> tuple[IngestResult, list[UnitRefusal]]:
-        """Read, normalise and commit one batch after another, in input order.
+        """Prepare and commit one batch after another, in input order.
 
-        Normalising the next batch in a second thread while one is stored was measured to be
+        Preparing the next batch in a second thread while one is stored was measured to be
         slower, not faster: both stages are Python work that takes turns on one interpreter.
+        A process pool as `preparer` does overlap them: it prepares ahead while a batch is
+        stored.
         """
-        iterator = iter(items)
+        prepared = preparer.prepare(fmt, items, self.default_tz)
         total = IngestResult()
         refusals: list[UnitRefusal] = []
         while True:
-            stored = await anyio.to_thread.run_sync(self._ingest_next, fmt, iterator, scope)
+            stored = await anyio.to_thread.run_sync(self._ingest_next, fmt, prepared, scope)
             if stored is None:
                 return total, refusals
             total = total + stored.result
@@ -379,7 +393,7 @@ class UsageIngestion:
             raise UnreadableUsage(
                 f"the {position} could not be read: {reason}", result=result, refusals=(refusal,)
             ) from None
-        result, refusals = await self._ingest(fmt, split(fmt, text), scope, None)
+        result, refusals = await self._ingest(fmt, split(fmt, text), scope, None, LocalPreparer())
         if result == IngestResult():
             reason = f"holds no {fmt.value} usage record (a header line alone?)"
             letter_id = await anyio.to_thread.run_sync(
@@ -431,19 +445,33 @@ class UsageIngestion:
         return None if principal.is_operator else principal.tenant_id
 
     def _ingest_next(
-        self, fmt: UsageFormat, items: Iterator[RawItem], scope: str | None
+        self,
+        fmt: UsageFormat,
+        prepared: Iterator[tuple[RawItem, PreparedUnit]],
+        scope: str | None,
     ) -> _Stored | None:
-        """Read, normalise and store the next batch of items (in a worker thread)."""
-        batch = list(islice(items, self.batch_size))
+        """Take the next batch of prepared units and store it (in a worker thread)."""
+        batch = list(islice(prepared, self.batch_size))
         if not batch:
             return None
         failures: list[_Failure] = []
-        units = [
-            unit
-            for item in batch
-            if (unit := self._normalise_item(fmt, item, failures)) is not None
-        ]
-        return self._store(fmt, units, failures, scope)
+        with self.store.transaction() as tx:
+            checker = RecordChecker.for_rows(tx, chain.from_iterable(u[0] for _, u in batch), scope)
+            accepted: dict[RecordKey, Row] = {}
+            produced = 0
+            for item, (rows, reason) in batch:
+                try:
+                    checked = [checker.check_row(row) for row in rows]
+                except UsageError as exc:
+                    failures.append(_Failure(item, exc.message))
+                    continue
+                if reason is not None:
+                    failures.append(_Failure(item, reason))
+                    continue
+                for row in checked:
+                    produced += 1
+                    accepted.setdefault((row[0], row[1]), row)
+            return self._write(tx, fmt, accepted, produced, failures, scope)
 
     def _store_next_records(
         self, records: Iterator[UsageRecord], scope: str | None
@@ -467,14 +495,14 @@ class UsageIngestion:
         self,
         tx: UsageTransaction,
         fmt: UsageFormat,
-        accepted: dict[RecordKey, UsageRecord],
+        accepted: dict[RecordKey, Row],
         produced: int,
         failures: list[_Failure],
         scope: str | None,
     ) -> _Stored:
         """Insert the accepted records, the failures as dead letters and the outbox entry."""
         now = self.clock()
-        inserted = tx.insert_records(list(accepted.values()))
+        inserted = tx.insert_rows(list(accepted.values()))
         letters = [
             DeadLetter(
                 id=new_id("dl"),
@@ -488,14 +516,19 @@ class UsageIngestion:
             for f in failures
         ]
         kept = tx.add_dead_letters(letters)
-        fresh = [record for key, record in accepted.items() if key in inserted]
+        if len(inserted) == len(accepted):  # all new: the common case of a first ingestion
+            fresh_keys = list(accepted)
+            fresh = RowRecords(list(accepted.values()))
+        else:
+            fresh_keys = [key for key in accepted if key in inserted]
+            fresh = RowRecords([accepted[key] for key in fresh_keys])
         outbox_id = None
-        if fresh and self.publisher is not None:
+        if fresh_keys and self.publisher is not None:
             outbox_id = new_id("ob")
-            tx.add_outbox(outbox_id, [r.key for r in fresh], now)
+            tx.add_outbox(outbox_id, fresh_keys, now)
         result = IngestResult(
-            stored=len(fresh),
-            duplicates=produced - len(fresh),
+            stored=len(fresh_keys),
+            duplicates=produced - len(fresh_keys),
             dead_lettered=len(letters),
             dead_letter_ids=tuple(dict.fromkeys(kept)),
         )
@@ -668,7 +701,8 @@ class UsageIngestion:
             if failures and not letter.whole_body:
                 still_open = replace(letter, reason=failures[0].reason)
                 tx.save_dead_letter(still_open)
-                return ReplayOutcome(still_open, IngestResult()), _Stored(IngestResult(), [], None)
+                nothing = _Stored(IngestResult(), RowRecords([]), None)
+                return ReplayOutcome(still_open, IngestResult()), nothing
             stored = self._write(tx, letter.format, accepted, produced, failures, letter.tenant_id)
             replayed = replace(letter, status=DeadLetterStatus.REPLAYED, replayed_at=self.clock())
             tx.save_dead_letter(replayed)
@@ -760,7 +794,7 @@ class _Stored:
     """A committed batch: its result, the records it newly stored, their outbox entry."""
 
     result: IngestResult
-    fresh: list[UsageRecord]
+    fresh: Sequence[UsageRecord]
     outbox_id: str | None
     refusals: list[UnitRefusal] = field(default_factory=list)
 
@@ -780,14 +814,14 @@ def _json_text(record: UsageRecord) -> str:
 
 def _accept(
     tx: UsageTransaction, units: list[_Unit], failures: list[_Failure], scope: str | None
-) -> tuple[dict[RecordKey, UsageRecord], int]:
+) -> tuple[dict[RecordKey, Row], int]:
     """Check every unit's records; return the accepted ones by key and how many there were.
 
     A unit with one bad record is refused whole (added to `failures`), so that replaying it
     later yields all of its records together.
     """
     checker = RecordChecker(tx, [r for unit in units for r in unit.records], scope)
-    accepted: dict[RecordKey, UsageRecord] = {}
+    accepted: dict[RecordKey, Row] = {}
     produced = 0
     for unit in units:
         try:
@@ -797,7 +831,8 @@ def _accept(
             continue
         for record in records:
             produced += 1
-            accepted.setdefault(record.key, record)
+            if record.key not in accepted:
+                accepted[record.key] = record_row(record)
     return accepted, produced
 
 

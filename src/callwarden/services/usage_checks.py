@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import fields, replace
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Protocol, get_args, get_type_hints
 
 from callwarden.core.admission.trunks import TrunkIndex
@@ -25,6 +25,7 @@ from callwarden.core.usage.record import (
     UsageError,
     UsageRecord,
 )
+from callwarden.core.usage.rows import SOURCE_IP, TENANT, Row
 
 MAX_TEXT = 255
 """Longest id, number or label a record may carry."""
@@ -102,6 +103,17 @@ class RecordChecker:
         self._known = directory.known_tenants(named) if named else set()
         self._trunks: TrunkIndex | None = None
 
+    @classmethod
+    def for_rows(
+        cls, directory: TenantDirectory, rows: Iterable[Row], scope: str | None
+    ) -> RecordChecker:
+        """A checker for a batch of rows (bulk ingestion), reading their tenants at once."""
+        checker = cls(directory, (), scope)
+        named = set(map(itemgetter(TENANT), rows))
+        named.discard(None)
+        checker._known = directory.known_tenants(named) if named else set()
+        return checker
+
     def _tenant_by_address(self, source_ip: str) -> str | None:
         if self._trunks is None:
             self._trunks = TrunkIndex(self._directory.all_trunks())
@@ -126,3 +138,25 @@ class RecordChecker:
         if self.scope is None and tenant not in self._known:
             raise UsageError(f"tenant_id {tenant!r} is not a known tenant", field="tenant_id")
         return record
+
+    def check_row(self, row: Row) -> Row:
+        """`check` for a row whose values already passed `check_storable` (bulk ingestion):
+        the row attributed to its tenant; UsageError when it may not be stored."""
+        tenant = row[TENANT]
+        if tenant is None:
+            if self.scope is not None:
+                return (*row[:TENANT], self.scope, *row[TENANT + 1 :])
+            address = row[SOURCE_IP]
+            found = self._tenant_by_address(address) if address else None
+            if found is None:
+                return row
+            return (*row[:TENANT], found, *row[TENANT + 1 :])
+        if self.scope is not None and tenant != self.scope:
+            raise UsageError(
+                f"tenant_id {tenant!r} is another tenant; this key submits usage of "
+                f"tenant {self.scope} only",
+                field="tenant_id",
+            )
+        if self.scope is None and tenant not in self._known:
+            raise UsageError(f"tenant_id {tenant!r} is not a known tenant", field="tenant_id")
+        return row

@@ -187,3 +187,20 @@ def test_usage_prune_deletes_records_past_the_days_given(db: list[str], tmp_path
     assert "no retention is set" in cli("usage", "prune", *db).output
     result = cli("usage", "prune", "--days", "90", *db)
     assert "deleted 1 usage record(s) older than 90 days" in result.output
+
+
+def test_a_file_read_by_worker_processes_is_stored_with_its_dead_letters(
+    db: list[str], tmp_path: Path
+) -> None:
+    rows = [_row(f"w{i}") for i in range(3000)]
+    rows[1234] = "w-bad,tenant-a,outbound,,2026-03-12T09:15:00Z,busy"
+    path = _csv(tmp_path, rows)
+    result = cli("ingest", str(path), "-f", "callwarden-csv", "--workers", "2", *db)
+    assert result.exit_code == 3, result.output
+    assert "stored 2999, duplicates 0, dead letters 1" in result.output
+    platform = Platform.build(Settings(database_url=db[1]))
+    try:
+        (letter,) = platform.usage.list_dead_letters(SYSTEM, DeadLetterQuery(), PageRequest()).items
+    finally:
+        platform.close()
+    assert (letter.position, letter.reason) == ("line 1236", "callee is missing")

@@ -13,7 +13,7 @@ from tests.usage_world import T0, call, login, message, seed_tenants
 
 from callwarden.adapters.store.tables import Base
 from callwarden.adapters.store.usage import COLUMNS, SqlUsageStore, record_row
-from callwarden.core.usage.record import UsageFormat, UsageKind, UsageRecord
+from callwarden.core.usage.record import CallRecord, UsageFormat, UsageKind, UsageRecord
 from callwarden.platform import Platform
 from callwarden.services.ports import PageRequest
 from callwarden.services.usage import DeadLetter, DeadLetterQuery, DeadLetterStatus, UsageQuery
@@ -75,7 +75,7 @@ def test_a_key_already_stored_is_not_inserted_again(platform: Platform) -> None:
     assert inserted == {("c2", "a")}
     with store.transaction() as tx:
         (kept,) = tx.get_records([("c1", "a")])
-    assert kept.duration_s == 60  # the first version stays
+    assert isinstance(kept, CallRecord) and kept.duration_s == 60  # the first version stays
 
 
 def test_a_batch_larger_than_one_statement_is_stored_whole(platform: Platform) -> None:
@@ -269,3 +269,25 @@ def test_known_tenants_are_told_apart_from_unknown_ones(platform: Platform) -> N
     seed_tenants(platform)
     with _store(platform).transaction() as tx:
         assert tx.known_tenants(["tenant-a", "tenant-x", "tenant-c"]) == {"tenant-a", "tenant-c"}
+
+
+def test_a_batch_meeting_stored_keys_keeps_the_new_ones_and_its_transaction_goes_on(
+    platform: Platform,
+) -> None:
+    store = _store(platform)
+    with store.transaction() as tx:
+        assert tx.insert_records([call("m1")]) == {("m1", "a")}
+    with store.transaction() as tx:
+        inserted = tx.insert_records([call("m0"), call("m1", talk_s=5), call("m2")])
+        kept = tx.add_dead_letters([_letter("dl_after_conflict", "m9,bad")])
+    assert inserted == {("m0", "a"), ("m2", "a")}
+    assert kept == ["dl_after_conflict"]
+    with store.transaction() as tx:  # all new again after a batch that met stored keys
+        assert tx.insert_records([call("m3"), call("m4")]) == {("m3", "a"), ("m4", "a")}
+    with store.transaction() as tx:
+        stored = tx.get_records([(f"m{i}", "a") for i in range(5)])
+        letter = tx.get_dead_letter("dl_after_conflict")
+    assert sorted(r.key[0] for r in stored) == ["m0", "m1", "m2", "m3", "m4"]
+    first = next(r for r in stored if r.key[0] == "m1")
+    assert isinstance(first, CallRecord) and first.duration_s == 60
+    assert letter is not None and letter.raw_text == "m9,bad"

@@ -33,7 +33,7 @@ from callwarden.adapters.api.app import create_app
 from callwarden.adapters.api.server import listeners
 from callwarden.adapters.cli.main import app as cli
 from callwarden.adapters.stream.memory import InProcessStream
-from callwarden.adapters.stream.nats import INGEST_CONSUMER, JetStreamStream
+from callwarden.adapters.stream.nats import INGEST_CONSUMER, JetStreamStream, message_units
 from callwarden.core.model import Billing, Channel, PlanLimits
 from callwarden.core.usage.record import (
     CallRecord,
@@ -46,7 +46,9 @@ from callwarden.core.usage.record import (
 from callwarden.core.usage.schema import from_json, to_json
 from callwarden.platform import Platform
 from callwarden.services.governance import SYSTEM
+from callwarden.services.ports import PageRequest
 from callwarden.services.stream import UsageStream
+from callwarden.services.usage import DeadLetterQuery
 from callwarden.settings import Settings
 
 pytestmark = pytest.mark.anyio
@@ -298,6 +300,58 @@ async def test_raw_input_reaches_the_handler_by_format_and_is_acknowledged_after
         await asyncio.sleep(0.05)
     assert await settled()
     await subscription.stop()
+
+
+def test_an_input_message_is_cut_into_units_like_a_body() -> None:
+    one = message_units(UsageFormat.CALLWARDEN_JSON, '{"a": 1}\n', "in #7")
+    assert one == [RawItem('{"a": 1}', "in #7")]
+    batch = message_units(
+        UsageFormat.CALLWARDEN_CSV, "call_id,callee\nc-1,+4420\n\nc-2,+4421\n", "in #8"
+    )
+    assert batch == [
+        RawItem("call_id,callee\nc-1,+4420", "in #8 line 2"),
+        RawItem("call_id,callee\nc-2,+4421", "in #8 line 4"),
+    ]
+    assert message_units(UsageFormat.CALLWARDEN_CSV, "call_id,callee\n", "in #9") == [
+        RawItem("call_id,callee\n", "in #9")
+    ]
+
+
+@pytest.mark.nats
+async def test_a_batch_message_is_stored_unit_by_unit_and_acknowledged_once(
+    tmp_path: Path, nats_stream: JetStreamStream
+) -> None:
+    platform = Platform.build(Settings(database_url=f"sqlite:///{tmp_path / 'usage.db'}"))
+    tenant_id = _seed_tenant(platform.settings.database_url)
+    lines = [json.dumps(to_json(call(n, tenant_id))) for n in range(250)]
+    lines[7] = lines[7].replace('"callee": "+48221234567"', '"callee": ""')
+    await nats_stream.publish_raw(
+        UsageFormat.CALLWARDEN_JSON, ["\n".join(lines[:200]), "\n".join(lines[200:])]
+    )
+    results = []
+
+    async def ingest(fmt: UsageFormat, items: Sequence[RawItem]) -> None:
+        results.append(await platform.usage.ingest(fmt, items))
+
+    subscription = await nats_stream.consume_raw(ingest)
+    try:
+        await eventually(lambda: sum(r.stored + r.dead_lettered for r in results) == 250)
+        js = await nats_stream.jetstream()
+        for _ in range(100):
+            info = await js.consumer_info(nats_stream.stream_name, INGEST_CONSUMER)
+            if info.num_ack_pending == 0 and info.num_pending == 0:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await subscription.stop()
+    letters = platform.usage.list_dead_letters(SYSTEM, DeadLetterQuery(), PageRequest()).items
+    platform.close()
+    assert sum(r.stored for r in results) == 249
+    assert [(d.position, d.reason) for d in letters] == [
+        (f"{nats_stream.subject_prefix}.in.callwarden-json #1 line 8", "callee is missing")
+    ]
+    assert info.num_ack_pending == 0 and info.num_pending == 0
+    assert info.delivered.consumer_seq == 2  # two messages, each delivered and answered once
 
 
 @pytest.mark.nats

@@ -58,9 +58,10 @@ def ingest(
         str, typer.Option(help="Durable consumer name; processes sharing it share the work")
     ] = INGEST_CONSUMER,
 ) -> None:
-    """Store raw usage sent to the NATS input subjects (<prefix>.in.<format>), one record
-    unit per message, until interrupted. Messages are acknowledged only once stored; stored
-    records an interrupted run did not publish yet are published from the outbox."""
+    """Store raw usage sent to the NATS input subjects (<prefix>.in.<format>), one unit or a
+    batch of units per message, until interrupted. Messages are acknowledged only once
+    stored; stored records an interrupted run did not publish yet are published from the
+    outbox."""
     settings = _settings(nats_url, database_url)
     configure_logging(settings.log_level, settings.log_format)
     platform = Platform.build(settings)

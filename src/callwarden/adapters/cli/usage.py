@@ -110,6 +110,15 @@ def _report(result: IngestResult) -> None:
 def ingest(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
     fmt: FormatOption,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            min=0,
+            help="Worker processes reading the file's units while this one stores (0: this "
+            "process reads them). Pays only on idle cores, for formats without the quick path",
+        ),
+    ] = 0,
     database_url: DatabaseUrl = None,
 ) -> None:
     """Ingest a usage file (a progress bar follows the bytes read and committed)."""
@@ -131,7 +140,9 @@ def ingest(
 
             result = _run(
                 platform,
-                lambda: ingest_file(platform.usage, file, fmt, on_progress=advance),
+                lambda: ingest_file(
+                    platform.usage, file, fmt, on_progress=advance, workers=workers
+                ),
             )
             progress.update(task, completed=total_bytes, counts=_summary(result))
     _report(result)

@@ -5,9 +5,11 @@ is a no-op; the (tenant, started_at) index serves a tenant's month. Calls, messa
 keep their own attribute names as columns (a message's `sender` is not squeezed into `caller`).
 
 Inserting ignores keys already stored (`ON CONFLICT DO NOTHING`) and reports which keys were
-new, so the caller counts duplicates and publishes only new records. On PostgreSQL a batch is
-copied (`COPY`) into a temporary staging table and moved with one `INSERT ... SELECT ... ON
-CONFLICT DO NOTHING RETURNING`; on SQLite, whose writers are serialised by `BEGIN IMMEDIATE`,
+new, so the caller counts duplicates and publishes only new records. On PostgreSQL a batch of
+new records is copied (binary `COPY`) straight into the table, inside a savepoint; when that
+meets a stored key (a file sent again) the batch is rolled back to the savepoint, copied into a
+temporary staging table instead and moved with one `INSERT ... SELECT ... ON CONFLICT DO NOTHING
+RETURNING` (see `CopyHint`); on SQLite, whose writers are serialised by `BEGIN IMMEDIATE`,
 the keys already present are read first and the rest inserted with one `executemany`.
 """
 
@@ -16,9 +18,13 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any
 
+import psycopg
+import psycopg.errors
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -55,6 +61,7 @@ from callwarden.core.usage.record import (
     UsageKind,
     UsageRecord,
 )
+from callwarden.core.usage.rows import ROW_FIELDS, Row, record_row
 from callwarden.services.ports import Page, PageRequest
 from callwarden.services.usage import (
     DeadLetter,
@@ -146,117 +153,8 @@ class UsageOutboxRow(Base):
     keys: Mapped[list[Any]] = mapped_column(JSON)
 
 
-COLUMNS: tuple[str, ...] = (
-    "record_id",
-    "leg",
-    "kind",
-    "tenant_id",
-    "user_id",
-    "started_at",
-    "source_format",
-    "trunk_id",
-    "source_ip",
-    "direction",
-    "caller",
-    "callee",
-    "answered_at",
-    "ended_at",
-    "duration_s",
-    "disposition",
-    "cost_minor",
-    "currency",
-    "campaign",
-    "attestation",
-    "sender",
-    "recipient",
-    "status",
-    "segments",
-    "success",
-    "method",
-)
+COLUMNS: tuple[str, ...] = ROW_FIELDS
 """The usage table's columns in the order `record_row` fills them (and COPY sends them)."""
-
-Row = tuple[Any, ...]
-_TEXT_OF: dict[Direction | Disposition, str] = {m: m.value for m in (*Direction, *Disposition)}
-"""Enum members as the plain text stored (a lookup is cheaper than `.value`)."""
-_NO_CALL_FIELDS: Row = (None,) * 15
-"""direction .. segments: the columns a login does not have."""
-
-
-def record_row(r: UsageRecord) -> Row:
-    """The record as a tuple of column values in `COLUMNS` order."""
-    if isinstance(r, CallRecord):
-        return (
-            r.call_id,
-            r.leg,
-            "call",
-            r.tenant_id,
-            r.user_id,
-            r.started_at,
-            r.source_format,
-            r.trunk_id,
-            r.source_ip,
-            _TEXT_OF[r.direction],
-            r.caller,
-            r.callee,
-            r.answered_at,
-            r.ended_at,
-            r.duration_s,
-            _TEXT_OF[r.disposition],
-            r.cost_minor,
-            r.currency,
-            r.campaign,
-            r.attestation,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-        )
-    if isinstance(r, MessageRecord):
-        return (
-            r.message_id,
-            "msg",
-            "message",
-            r.tenant_id,
-            r.user_id,
-            r.sent_at,
-            r.source_format,
-            None,
-            None,
-            _TEXT_OF[r.direction],
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            r.cost_minor,
-            r.currency,
-            r.campaign,
-            None,
-            r.sender,
-            r.recipient,
-            r.status,
-            r.segments,
-            None,
-            None,
-        )
-    return (
-        r.event_id,
-        "login",
-        "login",
-        r.tenant_id,
-        r.user_id,
-        r.at,
-        r.source_format,
-        None,
-        r.source_ip,
-        *_NO_CALL_FIELDS,
-        r.success,
-        r.method,
-    )
 
 
 def _utc(value: datetime) -> datetime:
@@ -320,6 +218,8 @@ _TABLE: Table = UsageRecordRow.__table__  # type: ignore[assignment]
 _KEY_CHUNK = 900
 """Ids per `IN (...)` list: well inside every SQLite build's limit on bound parameters."""
 _STAGING = "usage_records_staging"
+_KEY_OF = itemgetter(0, 1)
+_DIRECT_COPY_SQL = f"COPY usage_records ({', '.join(COLUMNS)}) FROM STDIN (FORMAT BINARY)"
 _COPY_SQL = f"COPY {_STAGING} ({', '.join(COLUMNS)}) FROM STDIN (FORMAT BINARY)"
 _MOVE_SQL = (
     f"INSERT INTO usage_records ({', '.join(COLUMNS)}) "
@@ -434,6 +334,27 @@ def _storable(text: str) -> str:
     return text.replace("\x00", "\\x00") if "\x00" in text else text
 
 
+@dataclass(slots=True)
+class CopyHint:
+    """Whether the next PostgreSQL batch should first be copied straight into the table.
+
+    Copying straight in costs PostgreSQL about half of staging and moving, but a single key
+    already stored aborts it (it is then rolled back to a savepoint and staged). So it is tried
+    while batches are new records (a fresh file) and left alone after a batch met stored keys
+    (a file sent again), until a staged batch turns out to be all new again.
+    """
+
+    direct: bool = True
+
+
+def _copy(cursor: psycopg.Cursor[Any], sql: str, rows: Sequence[Row]) -> None:
+    """Send rows with a binary COPY (column types given, so nothing is guessed)."""
+    with cursor.copy(sql) as copy:
+        copy.set_types(list(COPY_TYPES))
+        for row in rows:
+            copy.write_row(row)
+
+
 class SqlUsageTransaction:
     """The `UsageTransaction` port over one SQLAlchemy session.
 
@@ -441,8 +362,10 @@ class SqlUsageTransaction:
     transaction on the same session, so an audited change is one commit.
     """
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, hint: CopyHint | None = None) -> None:
+        """`hint` carries what earlier batches learnt (shared by one store's transactions)."""
         self.session = session
+        self._hint = hint or CopyHint()
         self.dialect = session.get_bind().dialect.name
         self._main = SqlTransaction(session)
 
@@ -465,34 +388,50 @@ class SqlUsageTransaction:
     # -- usage records -------------------------------------------------------------------------
     def insert_records(self, records: Sequence[UsageRecord]) -> set[RecordKey]:
         """Insert records whose key is not stored yet; return the keys actually inserted."""
-        if not records:
+        return self.insert_rows([record_row(r) for r in records])
+
+    def insert_rows(self, rows: Sequence[Row]) -> set[RecordKey]:
+        """Insert records given as rows (`ROW_FIELDS` order) whose key is not stored yet;
+        return the keys actually inserted."""
+        if not rows:
             return set()
-        rows = [record_row(r) for r in records]
         if self.dialect == "postgresql":
             return self._insert_postgres(rows)
         return self._insert_sqlite(rows)
 
-    def _insert_postgres(self, rows: list[Row]) -> set[RecordKey]:
+    def _insert_postgres(self, rows: Sequence[Row]) -> set[RecordKey]:
+        """COPY straight into the table while batches hold only new keys; otherwise (or when
+        that meets a stored key) COPY into a staging table and move what is new."""
         connection = self.session.connection()
-        # Every time: a rolled-back transaction takes the temporary table with it.
-        connection.exec_driver_sql(
-            f"CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGING} "
-            "(LIKE usage_records) ON COMMIT DELETE ROWS"
-        )
-        cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        raw = connection.connection.dbapi_connection
+        assert isinstance(raw, psycopg.Connection)
+        cursor = raw.cursor()
         try:
-            with cursor.copy(_COPY_SQL) as copy:
-                copy.set_types(list(COPY_TYPES))
-                for row in rows:
-                    copy.write_row(row)
+            if self._hint.direct:
+                cursor.execute("SAVEPOINT usage_direct_copy")
+                try:
+                    _copy(cursor, _DIRECT_COPY_SQL, rows)
+                except psycopg.errors.UniqueViolation:
+                    cursor.execute("ROLLBACK TO SAVEPOINT usage_direct_copy")
+                    self._hint.direct = False
+                else:
+                    cursor.execute("RELEASE SAVEPOINT usage_direct_copy")
+                    return set(map(_KEY_OF, rows))
+            # Every time: a rolled-back transaction takes the temporary table with it.
+            cursor.execute(
+                f"CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGING} "
+                "(LIKE usage_records) ON COMMIT DELETE ROWS"
+            )
+            _copy(cursor, _COPY_SQL, rows)
             cursor.execute(_MOVE_SQL)
             inserted = {(k, leg) for k, leg in cursor.fetchall()}
             cursor.execute(f"TRUNCATE {_STAGING}")
         finally:
             cursor.close()
+        self._hint.direct = len(inserted) == len(rows)
         return inserted
 
-    def _insert_sqlite(self, rows: list[Row]) -> set[RecordKey]:
+    def _insert_sqlite(self, rows: Sequence[Row]) -> set[RecordKey]:
         cursor = self.session.connection().connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
             present: set[RecordKey] = set()
@@ -709,9 +648,10 @@ class SqlUsageStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._hint = CopyHint()
 
     @contextmanager
     def transaction(self) -> Iterator[SqlUsageTransaction]:
         """One unit of work: committed when the block ends, rolled back if it raises."""
         with self._sessions() as session, session.begin():
-            yield SqlUsageTransaction(session)
+            yield SqlUsageTransaction(session, self._hint)

@@ -111,7 +111,10 @@ class InProcessStream:
 
     async def publish(self, records: Sequence[UsageRecord]) -> None:
         """Queue records for every registered consumer, dropping keys published recently;
-        waits while a consumer's queue is full."""
+        waits while a consumer's queue is full. With no consumer registered nothing is kept
+        (nor read: bulk ingestion's records are then never built)."""
+        if not self._consumers:
+            return
         fresh = [r for r in records if self._first_time(r)]
         for start in range(0, len(fresh), self.max_pending):
             chunk = fresh[start : start + self.max_pending]

@@ -6,8 +6,13 @@ One stream (``CALLWARDEN_USAGE`` by default) holds every subject under the prefi
 - ``<prefix>.record.<kind>``: stored usage records in callwarden's JSON schema, each with a
   ``Nats-Msg-Id`` header of its key, so a republish inside the duplicate window is dropped by
   the server;
-- ``<prefix>.in.<format>``: raw usage from the provider's switches, one unit (a JSON document,
-  a CSV line, a syslog line) per message, read by the ingestion consumer;
+- ``<prefix>.in.<format>``: raw usage from the provider's switches, read by the ingestion
+  consumer. A message holds one unit (a JSON document, a CSV row under its header line, a
+  syslog line) or a batch of them, written as a body of that format would be (JSON lines or
+  an array, CSV rows under one header line, one syslog line per line): it is cut into units
+  exactly like an HTTP body, and each unit is stored or dead-lettered on its own. Batches of
+  100 or more units per message carry several times the records per second of one unit per
+  message, since every message costs a fetch and an acknowledgement;
 - ``<prefix>.dead.<consumer>``: what a consumer gave up on, with the error.
 
 Consumers are durable pull consumers, one per consumer name; several processes subscribing
@@ -51,6 +56,7 @@ from nats.js.api import (
 )
 
 from callwarden.adapters.stream.tasks import cancel_and_wait
+from callwarden.core.usage.normalise import split
 from callwarden.core.usage.record import (
     CallRecord,
     LoginRecord,
@@ -63,7 +69,7 @@ from callwarden.core.usage.record import (
 from callwarden.core.usage.schema import from_json, to_json
 from callwarden.services.stream import DEFAULT_MAX_DELIVER, Handler, StreamDeadLetter
 
-__all__ = ["INGEST_CONSUMER", "JetStreamStream", "RawHandler", "run_ingestion"]
+__all__ = ["INGEST_CONSUMER", "JetStreamStream", "RawHandler", "message_units", "run_ingestion"]
 
 log = logging.getLogger("callwarden.stream")
 
@@ -86,10 +92,26 @@ class _Unreadable(Exception):
 
 @dataclass(frozen=True, slots=True)
 class _RawUnit:
-    """One message of an input subject: its format and the raw text as a RawItem."""
+    """One message of an input subject: its format and the units it holds."""
 
     fmt: UsageFormat
-    item: RawItem
+    items: list[RawItem]
+
+
+def message_units(fmt: UsageFormat, text: str, position: str) -> list[RawItem]:
+    """The units one input message holds, cut as an HTTP body of `fmt` would be.
+
+    A message of one unit keeps the message's own position (``<subject> #<sequence>``); the
+    units of a batch add theirs (``... #17 line 3``). A message holding no unit at all (only
+    a header line, say) is kept whole as one unit, so it becomes a dead letter with its reason
+    rather than vanishing.
+    """
+    items = list(split(fmt, text))
+    if not items:
+        return [RawItem(text, position)]
+    if len(items) == 1:
+        return [RawItem(items[0].text, position)]
+    return [RawItem(item.text, f"{position} {item.position}") for item in items]
 
 
 def _check_name(value: str, what: str) -> str:
@@ -253,8 +275,9 @@ class JetStreamStream:
     async def publish_raw(
         self, fmt: UsageFormat, texts: Sequence[str], *, message_ids: Sequence[str] | None = None
     ) -> None:
-        """Send raw usage units of one format to the input subject; `message_ids` (one per
-        text) let the server drop a unit sent twice within the duplicate window."""
+        """Send raw usage of one format to the input subject, one message per text: a single
+        unit or a batch of units (see the module docstring). `message_ids` (one per text) let
+        the server drop a message sent twice within the duplicate window."""
         if message_ids is not None and len(message_ids) != len(texts):
             raise ValueError("message_ids must have one id per text")
         subject = self.input_subject(fmt)
@@ -318,12 +341,12 @@ class JetStreamStream:
             except UnicodeDecodeError as exc:
                 raise _Unreadable(f"raw usage is not UTF-8 text: {exc}") from exc
             position = f"{msg.subject} #{_delivery(msg)[1]}"
-            return _RawUnit(fmt, RawItem(text=text, position=position))
+            return _RawUnit(fmt, message_units(fmt, text, position))
 
         async def handle(units: Sequence[_RawUnit]) -> None:
             by_format: dict[UsageFormat, list[RawItem]] = {}
             for unit in units:
-                by_format.setdefault(unit.fmt, []).append(unit.item)
+                by_format.setdefault(unit.fmt, []).extend(unit.items)
             for fmt, items in by_format.items():
                 await handler(fmt, items)
 

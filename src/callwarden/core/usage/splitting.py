@@ -110,12 +110,11 @@ def _span(first: int, last: int) -> str:
     return f"line {first}" if first == last else f"lines {first}-{last}"
 
 
-def line_items(data: str | Iterable[str], *, join_open_quotes: bool = False) -> Iterator[RawItem]:
-    """One item per non-blank line.
-
-    With `join_open_quotes`, a line with an odd number of double quotes continues on the next
-    line (a CSV field holding a line break).
-    """
+def _line_units(
+    data: str | Iterable[str], join_open_quotes: bool
+) -> Iterator[tuple[str, int, int]]:
+    """(text, first line, last line) of each non-blank line, or of lines joined by an open
+    quote; the shared loop of `line_items` and `table_items`."""
     pending: list[str] = []
     start = 0
     number = 0
@@ -123,18 +122,28 @@ def line_items(data: str | Iterable[str], *, join_open_quotes: bool = False) -> 
         if pending:
             pending.append(line)
             if line.count('"') % 2 == 1:
-                yield RawItem("\n".join(pending), _span(start, number))
+                yield "\n".join(pending), start, number
                 pending = []
             continue
         if not line.strip():
             continue
-        if join_open_quotes and line.count('"') % 2 == 1:
+        if join_open_quotes and '"' in line and line.count('"') % 2 == 1:
             pending = [line]
             start = number
             continue
-        yield RawItem(line, f"line {number}")
+        yield line, number, number
     if pending:
-        yield RawItem("\n".join(pending), _span(start, number))
+        yield "\n".join(pending), start, number
+
+
+def line_items(data: str | Iterable[str], *, join_open_quotes: bool = False) -> Iterator[RawItem]:
+    """One item per non-blank line.
+
+    With `join_open_quotes`, a line with an odd number of double quotes continues on the next
+    line (a CSV field holding a line break).
+    """
+    for text, first, last in _line_units(data, join_open_quotes):
+        yield RawItem(text, f"line {first}" if first == last else _span(first, last))
 
 
 def table_items(data: str | Iterable[str]) -> Iterator[RawItem]:
@@ -143,9 +152,8 @@ def table_items(data: str | Iterable[str]) -> Iterator[RawItem]:
     Keeping the header with each row makes every item self-contained, so a dead letter can be
     fixed and replayed on its own.
     """
-    header: str | None = None
-    for item in line_items(data, join_open_quotes=True):
-        if header is None:
-            header = item.text
-            continue
-        yield RawItem(f"{header}\n{item.text}", item.position)
+    units = _line_units(data, True)
+    for header, _, _ in units:
+        prefix = header + "\n"
+        for text, first, last in units:
+            yield RawItem(prefix + text, f"line {first}" if first == last else _span(first, last))
