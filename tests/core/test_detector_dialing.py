@@ -102,8 +102,18 @@ def test_robocall_is_quiet_for_a_legitimate_large_campaign() -> None:
 
 
 def test_robocall_needs_many_attempts_before_judging() -> None:
-    calls = [call(i, i * 10, f"+1212{2000000 + i * 7919}", duration=3) for i in range(150)]
+    calls = [call(i, i * 10, f"+1212{2000000 + i * 7919}", duration=3) for i in range(90)]
     assert feed(RobocallDetector(), calls) == []
+
+
+def test_robocall_judges_from_a_hundred_attempts() -> None:
+    # 150 attempts, one in eight answered and hung up at 4 s: judged at the hundredth.
+    calls = [
+        call(i, i * 10, f"+1212{2000000 + i * 7919}", duration=4 if i % 8 == 0 else 0)
+        for i in range(150)
+    ]
+    findings = feed(RobocallDetector(), calls)
+    assert [(f.severity, f.value) for f in findings] == [(Severity.CRITICAL, 100)]
 
 
 def test_robocall_state_stays_within_its_key_bound() -> None:
@@ -120,7 +130,12 @@ def test_robocall_state_stays_within_its_key_bound() -> None:
 def test_sequential_raises_on_a_scan_through_a_number_block() -> None:
     calls = [call(i, i * 5, f"+1212664{1000 + i}") for i in range(30)]
     findings = feed(SequentialDialingDetector(), calls)
-    assert [(f.severity, f.value) for f in findings] == [(Severity.MEDIUM, 10), (Severity.HIGH, 30)]
+    assert [(f.severity, f.value) for f in findings] == [
+        (Severity.LOW, 5),
+        (Severity.MEDIUM, 10),
+        (Severity.HIGH, 30),
+    ]
+    assert findings[0].action is SuggestedAction.NONE and findings[0].evidence[-1] == "c4"
     assert findings[-1].key_kind is KeyKind.USER and findings[-1].key == "u1"
     assert findings[-1].action is SuggestedAction.THROTTLE
     assert findings[-1].evidence[-1] == "c29"
@@ -132,7 +147,8 @@ def test_sequential_follows_two_interleaved_scans_and_descending_ones() -> None:
         calls.append(call(2 * i, i * 10, f"+1212664{1000 + i}"))
         calls.append(call(2 * i + 1, i * 10 + 5, f"+1646555{5000 - i}"))
     findings = feed(SequentialDialingDetector(), calls)
-    assert len(findings) == 1  # both runs reach 10; one finding per source and window
+    # both runs reach 10; one finding per source, window and severity
+    assert [(f.severity, f.value) for f in findings] == [(Severity.LOW, 5), (Severity.MEDIUM, 10)]
 
 
 def test_sequential_is_quiet_for_a_calling_list_sorted_by_number() -> None:
@@ -156,7 +172,14 @@ def test_sequential_reads_messages_as_well_as_calls() -> None:
         for i in range(10)
     ]
     findings = feed(SequentialDialingDetector(), messages)
-    assert [(f.key_kind, f.key) for f in findings] == [(KeyKind.NUMBER, "+12126640000")]
+    assert {(f.key_kind, f.key) for f in findings} == {(KeyKind.NUMBER, "+12126640000")}
+    assert findings[-1].severity is Severity.MEDIUM
+
+
+def test_sequential_is_quiet_for_four_neighbouring_numbers() -> None:
+    # A customer's four lines (a switchboard and its neighbours) in a row are no scan.
+    calls = [call(i, i * 60, f"+1212664{1000 + i}") for i in range(4)]
+    assert feed(SequentialDialingDetector(), calls) == []
 
 
 def test_sequential_state_stays_within_its_key_bound() -> None:
@@ -173,9 +196,32 @@ def test_sequential_state_stays_within_its_key_bound() -> None:
 def test_caller_rotation_raises_when_one_user_rotates_caller_ids() -> None:
     calls = [call(i, i * 20, "+12126647665", caller=f"+1212665{1000 + i}") for i in range(30)]
     findings = feed(CallerRotationDetector(), calls)
-    assert [(f.severity, f.value) for f in findings] == [(Severity.MEDIUM, 10), (Severity.HIGH, 30)]
+    assert [(f.severity, f.value, f.window) for f in findings] == [
+        (Severity.LOW, 4, "15m"),
+        (Severity.MEDIUM, 10, "60m"),
+        (Severity.HIGH, 30, "60m"),
+    ]
+    assert findings[0].action is SuggestedAction.NONE and findings[0].evidence[-1] == "c3"
     assert findings[-1].action is SuggestedAction.SUSPEND_USER
     assert findings[-1].clause_ids == ("CID-1",)
+
+
+def test_caller_rotation_finds_a_rotation_hidden_among_a_busy_agents_own_calls() -> None:
+    # Thirty calls from the agent's own number and twelve rotated ones in an hour: 13 caller
+    # IDs are under half of the 42 calls, but four different ones came within 15 minutes.
+    calls = [call(i, i * 120, "+12126647665") for i in range(30)]
+    calls += [
+        call(100 + i, 60 + i * 240, "+12126647665", caller=f"+1212665{1000 + i}") for i in range(12)
+    ]
+    calls.sort(key=lambda c: c.started_at)
+    findings = feed(CallerRotationDetector(), calls)
+    assert [(f.severity, f.statistic) for f in findings] == [(Severity.LOW, "distinct_caller_ids")]
+
+
+def test_caller_rotation_is_quiet_for_an_agent_presenting_their_number_and_two_hotlines() -> None:
+    lines = ("+12126640000", "+12126650001", "+12126650002")
+    calls = [call(i, i * 60, "+12126647665", caller=lines[i % 3]) for i in range(60)]
+    assert feed(CallerRotationDetector(), calls) == []
 
 
 def test_caller_rotation_is_quiet_for_many_agents_with_their_own_numbers() -> None:

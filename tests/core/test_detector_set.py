@@ -61,7 +61,9 @@ def scan(tenant: str, count: int = 12, user: str = "u1", start: int = 0) -> list
 
 def engine(config: DetectorConfig | None = None) -> DetectorSet:
     context = DetectorContext(default_numbering_plan(), tenants=TENANTS)
-    return DetectorSet([SequentialDialingDetector()], context, config)
+    # One finding per scan of 10 to 29 numbers: the early (low) level is set to the warning one.
+    detector = SequentialDialingDetector(SequentialParams(early_run=10))
+    return DetectorSet([detector], context, config)
 
 
 def test_detectors_run_in_observe_mode_by_default() -> None:

@@ -129,13 +129,45 @@ def test_baseline_waits_for_two_weeks_of_history() -> None:
 
 def test_baseline_follows_numbers_and_destinations_as_well_as_the_tenant() -> None:
     detector = BaselineDetector()
-    spike = [call(10_000 + i, 4 * WEEK + 11 * 3600 + i * 50) for i in range(30)]
+    spike = [call(10_000 + i, 4 * WEEK + 11 * 3600 + i * 50) for i in range(70)]
     findings = feed(detector, context(), usual_weeks(4) + spike)
     assert {(f.key_kind, f.key) for f in findings} == {
         (KeyKind.TENANT, "t1"),
         (KeyKind.NUMBER, "+12126640000"),
         (KeyKind.DESTINATION, "US"),
     }
+
+
+def test_baseline_holds_a_single_number_to_a_call_a_minute() -> None:
+    # An agent working a list: 40 calls in an hour whose norm is 5. The tenant and the
+    # destination notice; the agent's number alone is under ``number_min_calls`` (60).
+    detector = BaselineDetector()
+    busy = [call(10_000 + i, 4 * WEEK + 11 * 3600 + i * 80) for i in range(40)]
+    findings = feed(detector, context(), usual_weeks(4) + busy)
+    assert {f.key_kind for f in findings} == {KeyKind.TENANT, KeyKind.DESTINATION}
+
+
+def test_baseline_does_not_count_calls_of_a_declared_campaign() -> None:
+    detector = BaselineDetector(BaselineParams(per_number=False, per_destination=False))
+    drive = [
+        call(10_000 + i, 4 * WEEK + 11 * 3600 + i * 50, campaign="renewal-drive") for i in range(60)
+    ]
+    assert feed(detector, context(), usual_weeks(4) + drive) == []
+    counting = BaselineDetector(
+        BaselineParams(per_number=False, per_destination=False, count_campaigns=True)
+    )
+    findings = feed(counting, context(), usual_weeks(4) + drive)
+    assert [f.statistic for f in findings] == ["calls_in_hour", "calls_in_hour"]
+
+
+def test_baseline_still_counts_the_spend_of_a_declared_campaign() -> None:
+    detector = BaselineDetector(BaselineParams(per_number=False, per_destination=False))
+    costly = [
+        call(10_000 + i, 4 * WEEK + 11 * 3600 + i * 600, "+19005551234", duration=600, campaign="c")
+        for i in range(5)
+    ]
+    findings = feed(detector, context(), usual_weeks(4) + costly)
+    assert [f.statistic for f in findings] == ["spend_in_hour_minor"]
 
 
 def test_baseline_reads_hours_in_the_tenant_local_time() -> None:
@@ -179,6 +211,24 @@ def test_fair_use_raises_on_continuous_use_by_one_user_on_an_unlimited_plan() ->
     ]
     assert all(f.key == "u1" and f.clause_ids == ("LIM-4",) for f in findings)
     assert findings[0].window == "24h"
+
+
+def test_fair_use_counts_a_minute_once_however_many_calls_run_in_it() -> None:
+    # Twelve one-hour calls at once under one user, then a four-hour shift: 16 hours of calls
+    # summed, but five hours of the user's day.
+    parallel = [call(i, 3600 + i, duration=3_600) for i in range(12)]
+    findings = feed(FairUseDetector(), context(billing=Billing.UNLIMITED), parallel)
+    assert findings == []
+    later = shift("u1", 3, 4, 100)
+    findings = feed(FairUseDetector(), context(billing=Billing.UNLIMITED), parallel + later)
+    assert findings == []
+
+
+def test_fair_use_still_adds_up_back_to_back_calls_that_touch() -> None:
+    # Eleven one-hour calls, each starting as the one before ends: 660 minutes.
+    calls = [call(i, i * 3_605, duration=3_600) for i in range(11)]
+    findings = feed(FairUseDetector(), context(billing=Billing.UNLIMITED), calls)
+    assert [f.statistic for f in findings][:1] == ["talk_minutes"]
 
 
 def test_fair_use_is_quiet_for_a_desk_staffed_around_the_clock_in_shifts() -> None:

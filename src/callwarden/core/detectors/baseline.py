@@ -13,7 +13,9 @@ as zero). The hour under way is compared with the same hour of the week before:
 over the stored weeks of that hour (median and MAD: robust statistics, so one odd week does not
 move the norm). A finding is raised as soon as the hour's calls or spend cross it, with at least
 ``min_weeks`` weeks of history and at least ``min_calls`` calls or ``min_spend_minor`` spend
-(the floors), once per key, metric and hour; it is high at twice the threshold. Anomalies are
+(the floors; ``number_min_calls`` for a single number, since one agent working a calling list
+makes 20 to 50 calls an hour and only a machine dials a call a minute), once per key, metric
+and hour; it is high at twice the threshold. Anomalies are
 for notifying the tenant and the operator promptly, so no action is suggested.
 
 ``min_relative_increase`` 1.0 (twice the norm) follows the research table's "spend velocity
@@ -21,8 +23,15 @@ over 2x the daily average" warning level (shared research, compliance rules sect
 engineering defaults); TransNexus learns calling patterns over 12 weeks (telecom anchors
 section 6.3), here ``weeks`` (4 by default) bounds memory.
 
-Benign look-alike: a peak that comes back every week (Monday-morning campaigns) is in the
-baseline of that hour and raises nothing.
+Calls placed under a campaign label are left out of the calls metric (their spend still
+counts) unless ``count_campaigns`` is set: a campaign is declared to the platform and paced by
+its dialer (DIA-1), so its volume is planned, and a new or larger campaign is exactly what a
+seasonal norm cannot know about. The shape of a campaign's calls is the robocall detector's
+business, its destinations and spend stay here and with IRSF.
+
+Benign look-alikes: a peak that comes back every week (Monday-morning campaigns) is in the
+baseline of that hour and raises nothing; a one-off lawful campaign of a thousand calls is
+declared, so its calls are not counted.
 """
 
 from __future__ import annotations
@@ -68,9 +77,11 @@ class BaselineParams:
     sigmas: float = 5.0
     min_relative_increase: float = 1.0
     min_calls: float = 20
+    number_min_calls: float = 60
     min_spend_minor: float = 2_000
     per_number: bool = True
     per_destination: bool = True
+    count_campaigns: bool = False
 
 
 class _Key:
@@ -120,7 +131,10 @@ class BaselineDetector(Detector[BaselineParams]):
         p = params or self.params
         tenant = ctx.tenant.tenant_id
         hour = ctx.context.local_hour(ctx.tenant.timezone, ctx.at)
-        values = (1.0, float(ctx.cost_minor or 0))
+        # A call placed under a declared campaign is planned volume: its spend counts, its
+        # number does not (unless ``count_campaigns``).
+        counted = 0.0 if event.campaign and not p.count_campaigns else 1.0
+        values = (counted, float(ctx.cost_minor or 0))
         findings: list[DetectorFinding] = []
         self._feed(KeyKind.TENANT, (tenant, tenant), hour, values, event, ctx, p, findings)
         if p.per_number:
@@ -153,12 +167,13 @@ class BaselineDetector(Detector[BaselineParams]):
         if base.hour != hour:
             return  # a record for an hour already closed
         current = base.current
-        if current[_CALLS] < p.min_calls and current[_SPEND] < p.min_spend_minor:
+        min_calls = p.number_min_calls if kind is KeyKind.NUMBER else p.min_calls
+        if current[_CALLS] < min_calls and current[_SPEND] < p.min_spend_minor:
             return
         state.evidence.add(event.call_id)
         limits = state.limits
         if limits is None:
-            limits = state.limits = self._limits(base, hour, p)
+            limits = state.limits = self._limits(base, hour, p, min_calls)
         for metric in (_CALLS, _SPEND):
             threshold, median = limits[metric]
             value = current[metric]
@@ -191,13 +206,13 @@ class BaselineDetector(Detector[BaselineParams]):
 
     @staticmethod
     def _limits(
-        base: HourOfWeekBaseline, hour: int, p: BaselineParams
+        base: HourOfWeekBaseline, hour: int, p: BaselineParams, min_calls: float
     ) -> tuple[tuple[float, float], tuple[float, float]]:
         """(threshold, median) per metric for ``hour``; infinite while history is short."""
         if base.weeks_seen(hour) < p.min_weeks:
             return ((math.inf, 0.0), (math.inf, 0.0))
         out: list[tuple[float, float]] = []
-        for metric, floor in ((_CALLS, p.min_calls), (_SPEND, p.min_spend_minor)):
+        for metric, floor in ((_CALLS, min_calls), (_SPEND, p.min_spend_minor)):
             norm = base.baseline(hour, metric)
             assert norm is not None
             median, mad = norm

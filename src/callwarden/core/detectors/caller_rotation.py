@@ -5,13 +5,20 @@ Rule
 Admission already refuses a caller ID the tenant does not own or has not verified (CID-1);
 rotating through many owned numbers is the way around blocking and complaint counts that the
 research lists as excessive CLI rotation (shared research, compliance rules section 2.2, rule
-CLI-10). Per user (else trunk, else source address, else tenant), over 60 minutes: with
-``warn_clis`` or more distinct caller IDs on outbound calls, and distinct caller IDs making at
-least ``rotation_share`` of the calls, a medium finding is raised; with ``high_clis`` a high one
-suggesting throttling (suspending the user when the key is a user).
+CLI-10). Per user (else trunk, else source address, else tenant), on outbound calls:
 
-Benign look-alike: a tenant with hundreds of agents each presenting their own number has many
-caller IDs, but one per user.
+- over 15 minutes, ``early_clis`` (4) or more distinct caller IDs raise a low finding (no
+  action), whatever the user's other calls: an agent presents their own number and now and then
+  a hotline, rarely four numbers in a quarter of an hour, and a rotation hidden among a busy
+  agent's own calls is still a count of distinct numbers (a share of the calls is not, as the
+  busy hour dilutes it). A tenant whose agents present several brand lines each should raise
+  ``early_clis`` above their count;
+- over 60 minutes, ``warn_clis`` or more distinct caller IDs making at least ``rotation_share`` of
+  the calls raise a medium finding; ``high_clis`` a high one suggesting throttling (suspending
+  the user when the key is a user).
+
+Benign look-alikes: a tenant with hundreds of agents each presenting their own number has many
+caller IDs, but one per user; an agent alternating between their number and the hotlines.
 """
 
 from __future__ import annotations
@@ -33,7 +40,13 @@ from callwarden.core.detectors.base import (
     tier,
 )
 from callwarden.core.detectors.context import EventContext
-from callwarden.core.detectors.windows import ONE_HOUR, LruMap, SlidingDistinct, SlidingSum
+from callwarden.core.detectors.windows import (
+    FIFTEEN_MINUTES,
+    ONE_HOUR,
+    LruMap,
+    SlidingDistinct,
+    SlidingSum,
+)
 from callwarden.core.usage.record import CallRecord, Direction, UsageRecord
 
 __all__ = ["CallerRotationDetector", "CallerRotationParams"]
@@ -50,21 +63,23 @@ _KEYS: Final[KeyOrder] = (
 class CallerRotationParams:
     """Thresholds of :class:`CallerRotationDetector` (engineering defaults)."""
 
+    early_clis: int = 4
     warn_clis: int = 10
     high_clis: int = 30
     rotation_share: float = 0.5
 
 
 class _Source:
-    __slots__ = ("calls", "clis", "evidence")
+    __slots__ = ("calls", "clis", "evidence", "recent_clis")
 
     def __init__(self, evidence: Evidence) -> None:
         self.calls = SlidingSum(ONE_HOUR)
         self.clis: SlidingDistinct[str] = SlidingDistinct(ONE_HOUR, cap=_CLI_CAP)
+        self.recent_clis: SlidingDistinct[str] = SlidingDistinct(FIFTEEN_MINUTES, cap=_CLI_CAP)
         self.evidence = evidence
 
     def size(self) -> int:
-        return self.calls.size() + self.clis.size() + self.evidence.size()
+        return self.calls.size() + self.clis.size() + self.recent_clis.size() + self.evidence.size()
 
 
 class CallerRotationDetector(Detector[CallerRotationParams]):
@@ -95,12 +110,29 @@ class CallerRotationDetector(Detector[CallerRotationParams]):
         at = ctx.at
         calls = state.calls.add(at)
         before = state.clis.count()
+        before_recent = state.recent_clis.count()
         clis = state.clis.add(at, event.caller)
-        if clis == before:
-            return []  # a caller ID already seen in the window
+        recent = state.recent_clis.add(at, event.caller)
+        if clis == before and recent == before_recent:
+            return []  # a caller ID already seen in both windows
         state.evidence.add(event.call_id)
         if clis < p.warn_clis or clis < p.rotation_share * calls:
-            return []
+            if recent < p.early_clis:
+                return []
+            return self.raise_once(
+                ctx,
+                "rotation",
+                key_kind,
+                key,
+                Severity.LOW,
+                FIFTEEN_MINUTES,
+                statistic="distinct_caller_ids",
+                value=recent,
+                threshold=p.early_clis,
+                summary=lambda: f"{recent} different caller IDs in 15m",
+                evidence=state.evidence,
+                hold_s=ONE_HOUR.span_s,
+            )
         severity, threshold = tier(clis, p.warn_clis, p.high_clis)
         return self.raise_once(
             ctx,

@@ -5,8 +5,12 @@ Rule
 Only tenants on an unlimited plan are watched (metered plans pay for what they use). Per user
 (else caller number, else tenant), from answered calls:
 
-- *talk time*: billable minutes over the last 24 hours, rolling (never reset at midnight). At
-  ``daily_minutes`` a medium finding; at ``high_daily_minutes`` a high one.
+- *talk time*: minutes on calls over the last 24 hours, rolling (never reset at midnight). At
+  ``daily_minutes`` a medium finding; at ``high_daily_minutes`` a high one. A minute is counted
+  once however many calls the user had open in it: fair use measures how much of the day a
+  user spends on calls, and calls running at once under one user (a hijacked account dialling
+  in parallel, a consultation during a call) are concurrency, not more use of the day; the
+  clauses on concurrent calls (LIM-2) and shared credentials (ACC-5) are the place for them.
 - *continuous activity*: calls that follow one another with gaps of at most ``gap_s`` seconds
   form one stretch of activity, from the first call's start to the last one's end. A stretch of
   ``continuous_s`` seconds raises a medium finding, ``high_continuous_s`` a high one.
@@ -56,13 +60,21 @@ class FairUseParams:
 
 
 class _User:
-    __slots__ = ("end", "evidence", "start", "talk")
+    __slots__ = ("busy_until", "end", "evidence", "start", "talk")
 
     def __init__(self, evidence: Evidence) -> None:
         self.talk = SlidingSum(ONE_DAY)
         self.start = -1.0
         self.end = -1.0
+        self.busy_until = -1.0  # the end of the latest talk time counted
         self.evidence = evidence
+
+    def talk_seconds(self, end: float, billable_s: float) -> float:
+        """The seconds of a call's talk time (``billable_s`` up to ``end``) not already
+        counted for an earlier call of the user that overlapped it."""
+        fresh = max(0.0, end - max(end - billable_s, self.busy_until))
+        self.busy_until = max(self.busy_until, end)
+        return fresh
 
     def size(self) -> int:
         return self.talk.size() + self.evidence.size()
@@ -96,7 +108,7 @@ class FairUseDetector(Detector[FairUseParams]):
         state.evidence.add(event.call_id)
         at = ctx.at
         findings: list[DetectorFinding] = []
-        minutes = state.talk.add(at, event.duration_s / 60)
+        minutes = state.talk.add(at, state.talk_seconds(at, event.duration_s) / 60)
         if minutes >= p.daily_minutes:
             limits = (p.daily_minutes, p.high_daily_minutes)
             findings += self._raise(

@@ -19,16 +19,30 @@ A finding is raised when the 5-minute score reaches ``fast_score`` or the 60-min
 reaches ``slow_score`` (ClearIP's fast and slow pumping windows); it is critical at
 ``critical_factor`` times the threshold. The suggested action is to block the country prefix.
 
-New destination countries: once a tenant has made ``learning_calls`` outbound calls, a foreign
-country it never called before stays *new* for ``new_country_s`` seconds. When
-``new_country_calls`` calls reach new countries within 60 minutes, a finding is raised (high
-when one of them was risky). Without a risky call, at least ``new_countries_min`` distinct new
-countries are needed: a tenant opening one new market calls one new country many times, test
-calls after a takeover spread over several. Fraud after an account takeover dials
-destinations the tenant never used; a tenant still in its learning period raises nothing.
+Established destinations: a tenant whose trade is calling premium or shared-cost numbers (a
+relay or information service) calls its country's risky ranges every day. Once a tenant has
+made risky calls to a country code on ``established_days`` different days before today, that
+country code is *established* for it and its thresholds are ``established_factor`` times higher:
+the tenant's busy afternoons stay quiet, while a hijacked account dialling the same ranges at
+fraud prices (or for fraud minutes) still crosses them. Risky calls to any other country code
+keep the ordinary thresholds. This is the tenant's own history doing what a provider's
+allowlist does by hand; an operator who knows the trade can also allowlist the ranges in the
+tenant's detector policy (``allow_destinations``).
 
-Benign look-alike: a tenant that really calls premium numbers at normal prices scores their low
-price, so its ordinary volume stays under the thresholds.
+New destination countries: a tenant learns its countries during its first ``learning_s``
+seconds and ``learning_calls`` outbound calls (both must be over). A foreign country it calls
+after that is *new* until ``new_country_s`` seconds have passed since its first call and it has
+been called on ``known_country_days`` different days: test calls to the same countries after a
+second takeover, days after the first, are still calls to countries that are no part of the
+tenant's business. When ``new_country_calls`` calls reach new countries within 60 minutes, a
+finding is raised (high when one of them was risky). Without a risky call, at least
+``new_countries_min`` distinct new countries are needed among those 60 minutes' calls: a
+tenant opening one new market calls one new country many times, test calls after a takeover
+spread over several. A tenant still in its learning period raises nothing.
+
+Benign look-alikes: a tenant that really calls premium numbers at normal prices scores their low
+price and, once they are its established destinations, has higher thresholds for them; a tenant
+whose first busy morning brings its usual foreign countries learns them.
 """
 
 from __future__ import annotations
@@ -47,12 +61,20 @@ from callwarden.core.detectors.base import (
     held,
 )
 from callwarden.core.detectors.context import EventContext
-from callwarden.core.detectors.windows import FIVE_MINUTES, ONE_HOUR, LruMap, SlidingSum, Window
+from callwarden.core.detectors.windows import (
+    FIVE_MINUTES,
+    ONE_HOUR,
+    LruMap,
+    SlidingDistinct,
+    SlidingSum,
+    Window,
+)
 from callwarden.core.usage.record import CallRecord, UsageRecord
 
 __all__ = ["IrsfDetector", "IrsfParams"]
 
 _MAX_COUNTRIES: Final[int] = 400
+_DAY_S: Final[int] = 86_400
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +87,9 @@ class IrsfParams:
       attempts at 0.30 a minute in five minutes, or an hour of calls costing 15; engineering
       defaults to tune per tenant in observe mode first (ClearIP advises at least a week
       report-only).
+    - ``learning_s`` one day, ``known_country_days`` 3, ``established_days`` 3 and
+      ``established_factor`` 3: engineering defaults (a tenant's first day shows its usual
+      countries; three days make a habit).
     """
 
     high_cost_per_minute: float = 0.10
@@ -76,39 +101,85 @@ class IrsfParams:
     new_country_s: int = 86_400
     new_country_calls: int = 5
     new_countries_min: int = 2
+    learning_s: int = 86_400
+    known_country_days: int = 3
+    established_days: int = 3
+    established_factor: float = 3.0
 
 
 class _Burst:
-    __slots__ = ("evidence", "fast", "slow")
+    __slots__ = ("days", "evidence", "fast", "last_day", "slow")
 
     def __init__(self, evidence: Evidence) -> None:
         self.fast = SlidingSum(FIVE_MINUTES)
         self.slow = SlidingSum(ONE_HOUR)
         self.evidence = evidence
+        # different days with risky calls to this country code, and the latest of them
+        self.days = 0
+        self.last_day = -1
+
+    def seen_on(self, at: float) -> int:
+        """Count the day of ``at``; return the days with risky calls before it."""
+        day = int(at // _DAY_S)
+        if day > self.last_day:
+            self.days += 1
+            self.last_day = day
+        return self.days - 1 if day == self.last_day else self.days
 
     def size(self) -> int:
         return self.fast.size() + self.slow.size() + self.evidence.size()
 
 
 class _Countries:
-    __slots__ = ("calls", "evidence", "first_seen", "new_calls", "risky")
+    __slots__ = (
+        "calls",
+        "days",
+        "evidence",
+        "first_at",
+        "first_seen",
+        "new_calls",
+        "new_regions",
+        "risky",
+    )
 
     def __init__(self, evidence: Evidence) -> None:
         self.calls = 0
+        self.first_at = -1.0
         self.first_seen: dict[str, float] = {}
+        # per country first seen after learning: [days called on, latest of those days]
+        self.days: dict[str, list[int]] = {}
         self.new_calls = SlidingSum(ONE_HOUR)
+        self.new_regions: SlidingDistinct[str] = SlidingDistinct(ONE_HOUR, cap=_MAX_COUNTRIES)
         self.risky = SlidingSum(ONE_HOUR)
         self.evidence = evidence
 
     def size(self) -> int:
         return (
-            len(self.first_seen) + self.new_calls.size() + self.risky.size() + self.evidence.size()
+            len(self.first_seen)
+            + len(self.days)
+            + self.new_calls.size()
+            + self.new_regions.size()
+            + self.risky.size()
+            + self.evidence.size()
         )
 
+    def learning(self, at: float, p: IrsfParams) -> bool:
+        """True while the tenant is in its learning period (time and calls)."""
+        if self.first_at < 0:
+            self.first_at = at
+        return self.calls <= p.learning_calls or at - self.first_at < p.learning_s
 
-def _new_countries(first_seen: dict[str, float], at: float, new_s: float) -> list[str]:
-    """The countries first seen (after learning) less than ``new_s`` seconds before ``at``."""
-    return sorted(r for r, seen in first_seen.items() if seen >= 0 and at - seen < new_s)
+    def is_new(self, region: str, at: float, p: IrsfParams) -> bool:
+        """True when ``region``, first called after learning, is not yet the tenant's habit."""
+        seen = self.first_seen.get(region, -1.0)
+        if seen < 0:
+            return False
+        days = self.days.get(region)
+        return at - seen < p.new_country_s or (days is not None and days[0] < p.known_country_days)
+
+    def new_countries(self) -> list[str]:
+        """The new countries called in the last 60 minutes."""
+        return sorted(r for r in self.first_seen if r in self.new_regions)
 
 
 class IrsfDetector(Detector[IrsfParams]):
@@ -144,7 +215,9 @@ class IrsfDetector(Detector[IrsfParams]):
         if region is not None and region != ctx.tenant.country:
             findings += self._country(event, ctx, p, region, risky)
         else:
-            self._countries.get(ctx.tenant.tenant_id).calls += 1
+            state = self._countries.get(ctx.tenant.tenant_id)
+            state.learning(ctx.at, p)
+            state.calls += 1
         return findings
 
     def _score(
@@ -161,9 +234,10 @@ class IrsfDetector(Detector[IrsfParams]):
         burst = self._bursts.get((tenant, country_code))
         burst.evidence.add(event.call_id)
         at = ctx.at
+        factor = p.established_factor if burst.seen_on(at) >= p.established_days else 1.0
         for topic, window, sums, threshold in (
-            ("burst 5m", FIVE_MINUTES, burst.fast, p.fast_score),
-            ("burst 60m", ONE_HOUR, burst.slow, p.slow_score),
+            ("burst 5m", FIVE_MINUTES, burst.fast, p.fast_score * factor),
+            ("burst 60m", ONE_HOUR, burst.slow, p.slow_score * factor),
         ):
             score = sums.add(at, weight)
             if score >= threshold:
@@ -220,18 +294,25 @@ class IrsfDetector(Detector[IrsfParams]):
             if len(state.first_seen) >= _MAX_COUNTRIES:
                 return []
             # Countries met while learning are part of the tenant's normal traffic.
-            first = state.first_seen[region] = at if state.calls > p.learning_calls else -1.0
-        if first < 0 or at - first >= p.new_country_s:
+            first = state.first_seen[region] = -1.0 if state.learning(at, p) else at
+            if first >= 0:
+                state.days[region] = [0, -1]
+        if first < 0:
+            return []
+        days = state.days[region]
+        day = int(at // _DAY_S)
+        if day > days[1]:
+            days[0] += 1
+            days[1] = day
+        if not state.is_new(region, at, p):
             return []
         state.evidence.add(event.call_id)
         calls = state.new_calls.add(at)
+        regions = state.new_regions.add(at, region)
         risky_calls = state.risky.add(at, 1 if risky else 0)
         if calls < p.new_country_calls:
             return []
-        first_seen = state.first_seen
-        if not risky_calls and (
-            len(_new_countries(first_seen, at, p.new_country_s)) < p.new_countries_min
-        ):
+        if not risky_calls and regions < p.new_countries_min:
             return []  # one new country and nothing risky: a tenant opening a new market
         severity = Severity.HIGH if risky_calls else Severity.MEDIUM
         return self.raise_once(
@@ -246,7 +327,7 @@ class IrsfDetector(Detector[IrsfParams]):
             threshold=p.new_country_calls,
             summary=lambda: (
                 f"{int(calls)} calls in 60m to countries new for the tenant "
-                f"({', '.join(_new_countries(first_seen, at, p.new_country_s))})"
+                f"({', '.join(state.new_countries())})"
             ),
             evidence=state.evidence,
             action=SuggestedAction.THROTTLE if risky_calls else SuggestedAction.NONE,

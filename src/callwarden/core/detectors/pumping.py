@@ -9,14 +9,21 @@ all the tenant's minutes, and the range is costly (a high-risk number type or li
 priced at ``high_cost_per_minute`` or more by the tenant's deck), a finding suggests blocking
 the range. Pumping concentrates minutes on a few high-cost terminating ranges (shared research,
 compliance rules section 3.4: FCC 19-94 access-stimulation triggers are traffic ratios).
+Earlier, a medium finding comes at ``early_range_minutes`` when the range's calls go to the same
+few numbers again and again (at least ``early_repeat`` calls per distinct number, over at least
+three calls): pumping keeps a handful of numbers busy, while a tenant's own customers in a
+costly range (foreign mobiles, a relay service's premium numbers) are different numbers each
+time. It escalates to high at ``min_range_minutes``.
 
 Sudden volume: a number (called outbound, or the tenant's own number called inbound) that, within
 ``new_number_s`` seconds (24 hours) of being first seen, takes ``new_number_minutes`` answered
 minutes in ``new_number_calls`` calls or more, from at most ``max_sources`` different callers,
 has volume with no history behind it: a finding suggests blocking it (outbound) or throttling it
-(inbound). Pumping repeats long calls between few parties; a new hotline taking calls from many
-different people is not pumping. A number's state is a few counters, since most numbers a
-contact centre calls are new ones.
+(inbound). A medium finding, with no action, comes already at ``early_number_calls`` calls with
+those minutes: four calls that long from so few callers to a number nobody had called before
+are rare in a contact centre. Pumping repeats long calls between few parties; a new hotline
+taking calls from many different people is not pumping. A number's state is a few counters,
+since most numbers a contact centre calls are new ones.
 
 Memory: the "first seen" record is per (tenant, number), in a map bounded by ``max_keys``; a
 number evicted from it counts as new again, which the few-callers condition keeps from becoming
@@ -29,20 +36,27 @@ customers' area) is concentrated but not costly, so it raises nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
+from typing import Final
 
 from callwarden.core.admission.attempt import Direction
 from callwarden.core.detectors.base import (
     Detector,
     DetectorFinding,
+    Evidence,
     KeyKind,
     Severity,
     SuggestedAction,
     held,
 )
 from callwarden.core.detectors.context import EventContext
-from callwarden.core.detectors.keystate import KeySum
-from callwarden.core.detectors.windows import ONE_DAY, ONE_HOUR, LruMap, SlidingSum
+from callwarden.core.detectors.windows import (
+    ONE_DAY,
+    ONE_HOUR,
+    LruMap,
+    SlidingDistinct,
+    SlidingSum,
+    SlidingTotals,
+)
 from callwarden.core.usage.record import CallRecord, UsageRecord
 
 __all__ = ["PumpingDetector", "PumpingParams"]
@@ -60,6 +74,26 @@ class PumpingParams:
     new_number_minutes: float = 60
     new_number_calls: int = 10
     max_sources: int = 3
+    early_range_minutes: float = 30
+    early_repeat: float = 1.25
+    early_number_calls: int = 4
+
+
+_NUMBERS_CAP: Final[int] = 64
+
+
+class _Range:
+    """A costly range's answered minutes, calls and distinct numbers over 60 minutes."""
+
+    __slots__ = ("evidence", "numbers", "totals")
+
+    def __init__(self, evidence: Evidence) -> None:
+        self.totals = SlidingTotals(ONE_HOUR, 2)  # minutes, calls
+        self.numbers: SlidingDistinct[str] = SlidingDistinct(ONE_HOUR, cap=_NUMBERS_CAP)
+        self.evidence = evidence
+
+    def size(self) -> int:
+        return self.totals.size() + self.numbers.size() + self.evidence.size()
 
 
 class _Number:
@@ -91,7 +125,7 @@ class PumpingDetector(Detector[PumpingParams]):
             lambda: SlidingSum(ONE_HOUR), self.max_keys
         )
         # answered minutes per costly range
-        self._ranges: LruMap[tuple[str, str], KeySum] = self.per_key(partial(KeySum, ONE_HOUR))
+        self._ranges: LruMap[tuple[str, str], _Range] = self.per_key(_Range)
         self._numbers: LruMap[tuple[str, str], _Number] = LruMap(_Number, self.max_keys)
 
     def observe(
@@ -139,11 +173,19 @@ class PumpingDetector(Detector[PumpingParams]):
         prefix = e164[1 : 1 + p.range_digits]
         state = self._ranges.get((tenant, prefix))
         state.evidence.add(event.call_id)
-        on_range = state.sum.add(at, minutes)
-        if on_range < p.min_range_minutes or on_range < p.range_share * total:
+        on_range, calls = state.totals.add(at, (minutes, 1))
+        numbers = state.numbers.add(at, e164)
+        if on_range < p.range_share * total:
+            return
+        if on_range >= 3 * p.min_range_minutes:
+            severity, threshold = Severity.CRITICAL, p.min_range_minutes
+        elif on_range >= p.min_range_minutes:
+            severity, threshold = Severity.HIGH, p.min_range_minutes
+        elif on_range >= p.early_range_minutes and calls >= 3 and calls >= p.early_repeat * numbers:
+            severity, threshold = Severity.MEDIUM, p.early_range_minutes
+        else:
             return
         share = on_range / total
-        severity = Severity.CRITICAL if on_range >= 3 * p.min_range_minutes else Severity.HIGH
         findings += self.raise_once(
             ctx,
             "range",
@@ -153,13 +195,15 @@ class PumpingDetector(Detector[PumpingParams]):
             ONE_HOUR,
             statistic="minutes_to_range",
             value=round(on_range, 2),
-            threshold=p.min_range_minutes,
+            threshold=threshold,
             summary=lambda: (
                 f"{on_range:.0f} minutes in 60m ({share:.0%} of the tenant's) went to the "
-                f"costly range +{prefix}"
+                f"costly range +{prefix}, {int(calls)} calls to {numbers} number(s)"
             ),
             evidence=state.evidence,
-            action=SuggestedAction.BLOCK_PREFIX,
+            action=SuggestedAction.BLOCK_PREFIX
+            if severity is not Severity.MEDIUM
+            else SuggestedAction.NONE,
         )
 
     def _sudden(
@@ -183,16 +227,21 @@ class PumpingDetector(Detector[PumpingParams]):
         evidence.append(event.call_id)
         if len(evidence) > 2 * self.max_evidence:
             del evidence[: -self.max_evidence]
-        if seen.calls < p.new_number_calls or seen.minutes < p.new_number_minutes:
+        if seen.calls < p.early_number_calls or seen.minutes < p.new_number_minutes:
             return
         if len(sources) > p.max_sources:
             return
+        high = seen.calls >= p.new_number_calls
+        if high:
+            action = SuggestedAction.BLOCK_PREFIX if outbound else SuggestedAction.THROTTLE
+        else:
+            action = SuggestedAction.NONE
         findings += self.raise_once(
             ctx,
             "number",
             KeyKind.NUMBER,
             number,
-            Severity.HIGH,
+            Severity.HIGH if high else Severity.MEDIUM,
             ONE_DAY,
             statistic="minutes_to_new_number",
             value=round(seen.minutes, 2),
@@ -203,7 +252,7 @@ class PumpingDetector(Detector[PumpingParams]):
                 f"from {len(sources)} caller(s)"
             ),
             evidence=evidence,
-            action=SuggestedAction.BLOCK_PREFIX if outbound else SuggestedAction.THROTTLE,
+            action=action,
             hold_s=p.new_number_s,
         )
 

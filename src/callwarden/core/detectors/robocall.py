@@ -17,7 +17,10 @@ with at least ``min_attempts`` outbound attempts, four signals are checked:
 
 Three signals raise a high finding (suggested action: throttle); all four a critical one
 (suspend the number, or the user). The numbers are engineering defaults to tune per tenant in
-observe mode.
+observe mode. ``min_attempts`` (100) is about the fewest attempts that can be judged: with one
+call in ten answered, the ``min_answered`` (10) answered calls whose shortness and uniformity
+are signals 2 and 4 come after about a hundred attempts; a robocall is a pattern over many
+calls, not a single one.
 
 Benign look-alike: a legitimate large campaign dials many distinct numbers, but a fair share
 answers and agents talk for very different lengths: one or two signals, no finding.
@@ -58,7 +61,7 @@ _DISTINCT_CAP: Final[int] = 512
 class RobocallParams:
     """Thresholds of :class:`RobocallDetector` (see the module docstring)."""
 
-    min_attempts: int = 200
+    min_attempts: int = 100
     max_answer_rate: float = 0.2
     min_answered: int = 10
     short_s: int = 6

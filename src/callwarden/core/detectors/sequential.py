@@ -6,8 +6,10 @@ Per source (user, else caller number, else tenant), calls and messages are follo
 a number within ``max_step`` above or below the last number of a run (same length) extends it;
 any other number starts a new run. Up to ``max_runs`` runs are followed at once per source, so
 a dialer scanning several blocks in parallel, or interleaving other calls, is still seen; a run
-left untouched for ``gap_s`` seconds ends. A run of ``warn_run`` numbers raises a medium
-finding, of ``block_run`` a high one suggesting throttling. The defaults, 10 and 30, are the
+left untouched for ``gap_s`` seconds ends. A run of ``early_run`` numbers raises a low finding
+(observe: five numbers in a row within a few of each other do not come from a list of
+customers, but a scan is only sure later), of ``warn_run`` a medium one, of ``block_run`` a high
+one suggesting throttling. The defaults, 10 and 30, are the
 research table's warning and block levels for range scanning; the UK regulator counts number
 scanning as persistent misuse outright (shared research, compliance rules sections 3.6 and 1.3).
 
@@ -58,6 +60,7 @@ class SequentialParams:
     """Thresholds of :class:`SequentialDialingDetector` (see the module docstring)."""
 
     max_step: int = 3
+    early_run: int = 5
     warn_run: int = 10
     block_run: int = 30
     gap_s: int = 3_600
@@ -131,9 +134,12 @@ class SequentialDialingDetector(Detector[SequentialParams]):
         if length < 2:
             return []
         state.evidence.add(item_id)
-        if length < p.warn_run:
+        if length < min(p.early_run, p.warn_run):
             return []
-        severity, threshold = tier(length, p.warn_run, p.block_run)
+        if length < p.warn_run:
+            severity, threshold = Severity.LOW, float(p.early_run)
+        else:
+            severity, threshold = tier(length, p.warn_run, p.block_run)
         return self.raise_once(
             ctx,
             "run",

@@ -21,6 +21,14 @@ all four (the suggested action is then throttling; the research advises flagging
 investigating before blocking, since call centres can look alike). A tenant whose written
 consent is on record (``TenantFacts.sim_box_consent``) is exempt: nothing is tracked for it.
 
+New trunk: a SIM box usually arrives as a new trunk (or source address) on a tenant already
+known for a day or more (``learning_s``). Within ``new_trunk_s`` of a new trunk's first call,
+``early_mobile_clis`` distinct mobile caller IDs, every call outbound and a different caller ID
+on at least ``rotation_share`` of them raise a low finding (observe, no action) long before the
+sixty-minute signals can be judged: that is the shape of a gateway's first calls through its
+SIM cards. A contact centre's established trunk is not new; a newly connected office whose
+agents present their own mobile numbers would be, and is the case to check by hand.
+
 Benign look-alike: a contact centre trunk with many agents presenting the tenant's own
 geographic numbers, taking calls as well as making them, with conversations of every length.
 """
@@ -71,12 +79,17 @@ class SimBoxParams:
     short_mean_s: float = 90
     uniform_cv: float = 0.35
     rotation_share: float = 0.3
+    learning_s: int = 86_400
+    new_trunk_s: int = 86_400
+    early_mobile_clis: int = 5
 
 
 class _Source:
-    __slots__ = ("clis", "evidence", "mobile_clis", "totals")
+    __slots__ = ("clis", "evidence", "first", "inbound", "mobile_clis", "totals")
 
     def __init__(self, evidence: Evidence) -> None:
+        self.first = -1.0  # the source's first call; -1 until seen
+        self.inbound = False  # whether it ever took an inbound call
         # outbound, inbound, answered outbound, seconds, seconds squared
         self.totals = SlidingTotals(ONE_HOUR, 5)
         self.clis: SlidingDistinct[str] = SlidingDistinct(ONE_HOUR, cap=_CLI_CAP)
@@ -99,6 +112,8 @@ class SimBoxDetector(Detector[SimBoxParams]):
     def __init__(self, params: SimBoxParams | None = None, **bounds: int) -> None:
         super().__init__(params, **bounds)
         self._sources: LruMap[tuple[str, str, str], _Source] = self.per_key(_Source)
+        # tenant -> its first call seen: a trunk is new only on a tenant known for a while
+        self._tenants: LruMap[str, list[float]] = LruMap(lambda: [-1.0], self.max_keys)
 
     def observe(
         self, event: UsageRecord, ctx: EventContext, params: SimBoxParams | None = None
@@ -109,9 +124,15 @@ class SimBoxDetector(Detector[SimBoxParams]):
         p = params or self.params
         tenant = ctx.tenant.tenant_id
         key_kind, key = key_for(event, tenant, _KEYS)
-        state = self._sources.get((tenant, key_kind, key))
         at = ctx.at
+        since = self._tenants.get(tenant)
+        if since[0] < 0:
+            since[0] = at
+        state = self._sources.get((tenant, key_kind, key))
+        if state.first < 0:
+            state.first = at
         if event.direction is not Direction.OUTBOUND:
+            state.inbound = True
             state.totals.add(at, (0, 1, 0, 0, 0))
             return []
         d = event.duration_s
@@ -129,6 +150,16 @@ class SimBoxDetector(Detector[SimBoxParams]):
                     mobile_clis.add(at, event.caller)
         mobiles = mobile_clis.count(at)
         if mobiles < p.min_mobile_clis:
+            if (
+                mobiles >= p.early_mobile_clis
+                and key_kind is not KeyKind.TENANT
+                and not state.inbound
+                and state.first - since[0] >= p.learning_s
+                and at - state.first < p.new_trunk_s
+                and clis >= p.rotation_share * outbound
+            ):
+                state.evidence.add(event.call_id)
+                return self._new_trunk(ctx, p, key_kind, key, mobiles, int(outbound), state)
             return []
         state.evidence.add(event.call_id)
         if n < p.min_answered:
@@ -159,6 +190,35 @@ class SimBoxDetector(Detector[SimBoxParams]):
             action=SuggestedAction.THROTTLE if severity is Severity.HIGH else SuggestedAction.NONE,
         )
 
+    def _new_trunk(
+        self,
+        ctx: EventContext,
+        p: SimBoxParams,
+        key_kind: KeyKind,
+        key: str,
+        mobiles: int,
+        outbound: int,
+        state: _Source,
+    ) -> list[DetectorFinding]:
+        """The low finding on a new trunk whose first calls rotate mobile caller IDs."""
+        return self.raise_once(
+            ctx,
+            "new trunk",
+            key_kind,
+            key,
+            Severity.LOW,
+            ONE_HOUR,
+            statistic="mobile_caller_ids",
+            value=mobiles,
+            threshold=p.early_mobile_clis,
+            summary=lambda: (
+                f"new {key_kind.value} {key}: {mobiles} mobile caller IDs on its first "
+                f"{outbound} calls, all outbound"
+            ),
+            evidence=state.evidence,
+            hold_s=p.new_trunk_s,
+        )
+
     def state_size(self) -> int:
         """Keys, buckets, caller IDs and evidence ids held."""
-        return held(self._sources) + self.dedup.size()
+        return held(self._sources) + len(self._tenants) + self.dedup.size()

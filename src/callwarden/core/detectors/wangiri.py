@@ -11,6 +11,14 @@ is raised (medium; high when the number is risky by type, high-risk list or pric
 Victims call back about 5 % of the time (shared research, compliance rules section 3.3, citing
 Mobileum); calling back is what costs the tenant money.
 
+Wave: the one-ring calls themselves come in waves from one foreign range, each from a
+different number, to be called back later. ``wave_callers`` different foreign numbers of one
+country code ringing once within 15 minutes raise a low finding on that country code, before
+anyone calls back; its suggested action blocks the prefix, so that the call-backs cannot go
+out. A contact centre's own foreign customers who hang up within seconds are few and spread
+over countries: the simulated centres never show more than three from one country code in 15
+minutes, a wave 16 to 20.
+
 Origin: a tenant whose outbound calls from one caller number (else one user) are mostly
 unanswered and cut within ``ring_s`` seconds, to many different numbers, is itself placing
 one-ring calls. Over 60 minutes, with at least ``origin_attempts`` attempts, a share of such
@@ -19,7 +27,8 @@ one-ring calls raise a finding; with ``origin_critical_attempts`` attempts it is
 research defaults: ring under 6 s; over 20 % warns, over 50 % with 500 attempts an hour
 blocks (shared research, compliance rules section 3.6, engineering defaults).
 
-Benign look-alikes: returning a missed domestic call; a dialer whose calls ring normally.
+Benign look-alikes: returning a missed domestic call; a dialer whose calls ring normally; a
+few foreign customers hanging up at once.
 """
 
 from __future__ import annotations
@@ -33,6 +42,7 @@ from callwarden.core.detectors.base import (
     NUMBER_THEN_USER,
     Detector,
     DetectorFinding,
+    Evidence,
     KeyKind,
     Severity,
     SuggestedAction,
@@ -43,14 +53,30 @@ from callwarden.core.detectors.base import (
 from callwarden.core.detectors.context import EventContext
 from callwarden.core.detectors.keystate import KeySum, KeyTally
 from callwarden.core.detectors.windows import (
+    FIFTEEN_MINUTES,
     ONE_HOUR,
     LruMap,
+    SlidingDistinct,
 )
 from callwarden.core.usage.record import CallRecord, Disposition, UsageRecord
 
 __all__ = ["WangiriDetector", "WangiriParams"]
 
 _DISTINCT_CAP: Final[int] = 512
+_WAVE_CAP: Final[int] = 64
+
+
+class _Wave:
+    """The foreign numbers of one country code that rang a tenant once in 15 minutes."""
+
+    __slots__ = ("callers", "evidence")
+
+    def __init__(self, evidence: Evidence) -> None:
+        self.callers: SlidingDistinct[str] = SlidingDistinct(FIFTEEN_MINUTES, cap=_WAVE_CAP)
+        self.evidence = evidence
+
+    def size(self) -> int:
+        return self.callers.size() + self.evidence.size()
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +91,7 @@ class WangiriParams:
     origin_critical_attempts: int = 500
     origin_share: float = 0.5
     distinct_share: float = 0.8
+    wave_callers: int = 5
 
 
 def _ring_s(event: CallRecord) -> float | None:
@@ -91,6 +118,8 @@ class WangiriDetector(Detector[WangiriParams]):
         self._origins: LruMap[tuple[str, str], KeyTally] = self.per_key(
             partial(KeyTally, ONE_HOUR, 2, _DISTINCT_CAP)
         )
+        # (tenant, caller's country code) -> one-ring callers in 15 minutes
+        self._waves: LruMap[tuple[str, int], _Wave] = self.per_key(_Wave)
 
     def observe(
         self, event: UsageRecord, ctx: EventContext, params: WangiriParams | None = None
@@ -112,6 +141,7 @@ class WangiriDetector(Detector[WangiriParams]):
                     and caller.region != ctx.tenant.country
                 ):
                     self._rang.get((ctx.tenant.tenant_id, caller.e164))[0] = ctx.at
+                    return self._wave(event, ctx, p, caller.e164, caller.country_code or 0)
             return []
         return self._callback(event, ctx, p) + self._origin(event, ctx, p, one_ring)
 
@@ -150,6 +180,34 @@ class WangiriDetector(Detector[WangiriParams]):
             evidence=state.evidence,
             action=SuggestedAction.BLOCK_PREFIX,
             hold_s=p.callback_s,
+        )
+
+    def _wave(
+        self, event: CallRecord, ctx: EventContext, p: WangiriParams, caller: str, code: int
+    ) -> list[DetectorFinding]:
+        """A wave of one-ring calls from different numbers of one foreign country code."""
+        state = self._waves.get((ctx.tenant.tenant_id, code))
+        state.evidence.add(event.call_id)
+        callers = state.callers.add(ctx.at, caller)
+        if callers < p.wave_callers:
+            return []
+        return self.raise_once(
+            ctx,
+            "wave",
+            KeyKind.DESTINATION,
+            f"+{code}",
+            Severity.LOW,
+            FIFTEEN_MINUTES,
+            statistic="one_ring_callers",
+            value=callers,
+            threshold=p.wave_callers,
+            summary=lambda: (
+                f"{callers} different numbers of +{code} rang once and hung up within "
+                f"{p.ring_s:g} s in 15m: do not call them back"
+            ),
+            evidence=state.evidence,
+            action=SuggestedAction.BLOCK_PREFIX,
+            hold_s=ONE_HOUR.span_s,
         )
 
     def _origin(
@@ -191,5 +249,5 @@ class WangiriDetector(Detector[WangiriParams]):
 
     def state_size(self) -> int:
         """Keys, buckets, destinations and evidence ids held."""
-        size = len(self._rang) + held(self._callbacks) + held(self._origins)
+        size = len(self._rang) + held(self._callbacks) + held(self._origins) + held(self._waves)
         return size + self.dedup.size()

@@ -50,7 +50,7 @@ RANGES: Final[dict[tuple[str, NumberKind], tuple[tuple[str, int], ...]]] = {
     ("AT", "mobile"): (("+43664", 7),),
     ("CH", "mobile"): (("+4179", 7),),
     ("SE", "mobile"): (("+4670", 7),),
-    ("LV", "premium"): (("+3719", 7),),
+    ("LV", "premium"): (("+37190", 6),),
     ("LT", "premium"): (("+370900", 5),),
     ("TN", "premium"): (("+21688", 6),),
     ("TN", "mobile"): (("+21620", 6), ("+21622", 6)),

@@ -130,6 +130,8 @@ def wangiri_callback(inj: Injection, start: float) -> Injected:
         )  # fmt: skip
         inj.key("number", caller)
         inj.key("user", user)
+    for hotline in hotlines:
+        inj.key("number", hotline)  # the rung numbers: their hour's calls are the fraud's too
     inj.key("destination", f"+{code}")
     inj.key("destination", country)
     inj.key("tenant", inj.tenant.tenant_id)
