@@ -40,8 +40,10 @@ pytest: $(STAMP)
 bench: $(STAMP) services bench-tools sip-tools
 	$(BIN)/python -m bench
 
-# wrk generates HTTP load from a second process (Debian package).
+# wrk generates HTTP load from a second process; valgrind counts the instructions a request
+# costs the server (bench.admission_cost). Both Debian packages.
 bench-tools:
+	@command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq valgrind; }
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 
 # The real SIP peers of the end-to-end tests: Kamailio with its modules, and sipp (Debian).
