@@ -8,10 +8,12 @@ parameter), with the field named.
 from __future__ import annotations
 
 import json
+import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any
 
+import anyio
 import typer
 from rich.console import Console
 
@@ -167,3 +169,41 @@ def action_policy(
                 raise InvalidInput("--set must be a JSON object", field="action_policy")
             config.set_action_policy(SYSTEM, action_policy_from_json(data))
         _print(action_policy_to_json(config.action_policy(SYSTEM)))
+
+
+@surveillance_app.command("run")
+def run_worker(database_url: DatabaseUrl = None) -> None:
+    """Run surveillance as a worker until SIGTERM or Ctrl-C: read the usage stream, open cases,
+    take automatic actions and undo expired ones.
+
+    The worker reads the NATS JetStream usage stream (CALLWARDEN_NATS_URL) under the durable
+    consumer ``surveillance``, so records published by any API instance or ingestion job reach
+    it, and what it has not acknowledged is redelivered after a restart. Run one worker per
+    usage stream (detector windows need all of a tenant's records) and set
+    CALLWARDEN_SURVEILLANCE_ENABLED=false on the API instances.
+    """
+    settings = Settings(database_url=database_url) if database_url else Settings()
+    if not settings.nats_url:
+        err.print(
+            "[red]error (nats_url):[/red] a surveillance worker reads the shared usage stream; "
+            "set CALLWARDEN_NATS_URL (the in-process stream lives inside one server)",
+            markup=True,
+            highlight=False,
+        )
+        raise typer.Exit(code=2)
+    anyio.run(_run_until_stopped, settings)
+
+
+async def _run_until_stopped(settings: Settings) -> None:
+    platform = Platform.build(settings)
+    try:
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(platform.surveillance.run)
+            with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+                out.print(f"surveillance worker reading {settings.nats_url}", highlight=False)
+                async for _ in signals:
+                    break
+            tasks.cancel_scope.cancel()
+    finally:
+        with anyio.CancelScope(shield=True):
+            await platform.aclose()
