@@ -11,6 +11,7 @@ def main() -> int:
     status = 0
     for name in (
         "bench.admission",
+        "bench.admission_cost",
         "bench.counters",
         "bench.rating",
         "bench.usage_normalise",
@@ -19,6 +20,7 @@ def main() -> int:
         "bench.sip_redirect",
         "bench.kamailio",
         "bench.detectors",
+        "bench.backfill",
     ):
         try:
             module = importlib.import_module(name)

@@ -24,6 +24,7 @@ from callwarden.core.detectors import (
 from callwarden.core.detectors.base import check_params
 from callwarden.core.errors import InvalidInput
 from callwarden.core.numbering import default_numbering_plan
+from callwarden.core.prefixes import PrefixList
 from callwarden.core.usage.record import (
     CallRecord,
     Direction,
@@ -227,3 +228,25 @@ def test_a_plan_policy_with_unusable_parameters_is_refused_naming_the_plan() -> 
     )
     with pytest.raises(InvalidInput, match="plan 'basic': sequential: max_runs"):
         engine(config)
+
+
+def test_a_mask_restricts_a_record_to_the_detectors_it_names() -> None:
+    context = DetectorContext(default_numbering_plan(), tenants=TENANTS)
+    detectors = default_detectors()
+    position = [d.id for d in detectors].index("sequential")
+    masked = DetectorSet(detectors, context)
+    everyone_else = (1 << len(detectors)) - 1 - (1 << position)
+    others = [f for r in scan("t1") for f in masked.observe(r, everyone_else)]
+    assert "sequential" not in {f.detector for f in others}
+    alone = DetectorSet(default_detectors(), context)
+    found = [f for r in scan("t1") for f in alone.observe(r, 1 << position)]
+    assert {f.detector for f in found} == {"sequential"}
+
+
+def test_replacing_the_high_risk_list_forgets_cached_matches() -> None:
+    context = DetectorContext(default_numbering_plan(), tenants=TENANTS)
+    record = scan("t1", count=1)[0]
+    assert context.event(record).high_risk is None
+    context.high_risk = PrefixList(["1212664"])
+    entry = context.event(record).high_risk
+    assert entry is not None and entry.prefix == "1212664"

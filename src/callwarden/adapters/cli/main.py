@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from callwarden.adapters.cli.backfill import backfill
 from callwarden.adapters.cli.simulate import evaluate, simulate_command
 from callwarden.adapters.cli.stream import stream_app
 from callwarden.adapters.cli.surveillance import surveillance_app
@@ -56,6 +57,7 @@ app.command("ingest")(ingest)
 app.command("ingest-watch")(ingest_watch)
 app.command("simulate")(simulate_command)
 app.command("evaluate")(evaluate)
+app.command("backfill")(backfill)
 app.add_typer(dead_letter_app, name="dead-letters")
 app.add_typer(usage_app, name="usage")
 

@@ -33,12 +33,15 @@ from callwarden.core.usage.record import CallRecord, LoginRecord, MessageRecord,
 
 __all__ = ["DetectorContext", "EventContext", "TenantFacts", "event_time"]
 
-_UNSET: Final = object()
 _SHORT_TYPES: Final = frozenset({NumberType.SHORT_CODE, NumberType.UNKNOWN})
 #: The longest dial string tried as an emergency number written with an outside-line or
 #: country prefix ("0044 999", "+44 112"); longer strings are full numbers.
 _EMERGENCY_FORM_MAX: Final[int] = 12
+_UNSET: Final = object()
 _MAX_UNKNOWN_TENANTS: Final[int] = 10_000
+#: Bound on the numbers whose classification (and high-risk match) a context keeps; the
+#: cache is emptied when it fills, which keeps it cheap and its memory fixed.
+_MAX_CACHED_NUMBERS: Final[int] = 200_000
 #: The epoch (1 January 1970) was a Thursday: 72 hours after Monday 00:00.
 _EPOCH_AFTER_MONDAY_H: Final[int] = 72
 
@@ -102,7 +105,16 @@ class DetectorContext:
     ``default_country`` and nothing else, so it is still watched.
     """
 
-    __slots__ = ("_hours", "_tenants", "_unknown", "default_country", "high_risk", "numbering")
+    __slots__ = (
+        "_classified",
+        "_high_risk",
+        "_hours",
+        "_risky",
+        "_tenants",
+        "_unknown",
+        "default_country",
+        "numbering",
+    )
 
     def __init__(
         self,
@@ -113,13 +125,52 @@ class DetectorContext:
         default_country: str = "US",
     ) -> None:
         self.numbering = numbering
-        self.high_risk = high_risk if high_risk is not None else PrefixList()
+        self._high_risk = high_risk if high_risk is not None else PrefixList()
+        self._classified: dict[tuple[str, str], Destination] = {}
+        self._risky: dict[str, PrefixEntry | None] = {}
         self._tenants: dict[str, TenantFacts] = dict(tenants or {})
         self.default_country = TenantFacts("", country=default_country).country
         self._unknown: LruMap[str, TenantFacts] = LruMap(
             lambda: TenantFacts("", country=self.default_country), _MAX_UNKNOWN_TENANTS
         )
         self._hours: dict[str, tuple[int, int, ZoneInfo]] = {}
+
+    @property
+    def high_risk(self) -> PrefixList:
+        """The operator's high-risk prefix list (FRD-1); replacing it forgets cached matches."""
+        return self._high_risk
+
+    @high_risk.setter
+    def high_risk(self, prefixes: PrefixList) -> None:
+        self._high_risk = prefixes
+        self._risky = {}
+
+    def classify(self, raw: str, country: str) -> Destination:
+        """``raw`` classified as dialled in ``country``, cached per (number, country).
+
+        The numbering plan's answer never changes for the same input, and the same numbers
+        come back all day (a tenant's callers, its customers), so each is classified once.
+        """
+        key = (raw, country)
+        held = self._classified.get(key)
+        if held is None:
+            if len(self._classified) >= _MAX_CACHED_NUMBERS:
+                self._classified = {}
+            held = self._classified[key] = self.numbering.classify(raw, country)
+        return held
+
+    def high_risk_match(self, e164: str) -> PrefixEntry | None:
+        """The longest high-risk prefix ``e164`` falls under, if any, cached per number."""
+        risky = self._risky
+        try:
+            return risky[e164]
+        except KeyError:
+            pass
+        held = self._high_risk.longest_match(e164) if len(self._high_risk) else None
+        if len(risky) >= _MAX_CACHED_NUMBERS:
+            risky = self._risky = {}
+        risky[e164] = held
+        return held
 
     def set_tenant(self, facts: TenantFacts) -> None:
         """Add or replace a tenant's facts (a plan change, a new consent, a new deck)."""
@@ -163,7 +214,8 @@ class DetectorContext:
 
 class EventContext:
     """One record in context: its tenant's facts, its time, and lazily computed facts of its
-    numbers (each worked out once, however many detectors ask).
+    numbers (each worked out once, however many detectors ask; the classification of a
+    number and its high-risk match are also cached per number by the :class:`DetectorContext`).
 
     ``at`` is :func:`event_time`; ``started`` is a call's start (``at`` for other records).
     """
@@ -197,7 +249,7 @@ class EventContext:
     def started(self) -> float:
         """A call's start in epoch seconds; ``at`` for messages and logins."""
         record = self.record
-        if isinstance(record, CallRecord):
+        if type(record) is CallRecord:
             return record.started_at.timestamp()
         return self.at
 
@@ -208,11 +260,16 @@ class EventContext:
         held = self._callee
         if held is _UNSET:
             record = self.record
-            if isinstance(record, LoginRecord):
+            kind = type(record)
+            if kind is CallRecord:
+                held = self.context.classify(record.callee, self.tenant.country)  # type: ignore[union-attr]
+            elif kind is MessageRecord:
+                held = self.context.classify(record.recipient, self.tenant.country)  # type: ignore[union-attr]
+            elif isinstance(record, LoginRecord):
                 held = None
             else:
                 raw = record.callee if isinstance(record, CallRecord) else record.recipient
-                held = self.context.numbering.classify(raw, self.tenant.country)
+                held = self.context.classify(raw, self.tenant.country)
             self._callee = held
         return held  # type: ignore[return-value]
 
@@ -228,7 +285,7 @@ class EventContext:
                 raw = record.caller
             elif isinstance(record, MessageRecord):
                 raw = record.sender
-            held = self.context.numbering.classify(raw, self.tenant.country) if raw else None
+            held = self.context.classify(raw, self.tenant.country) if raw else None
             self._caller = held
         return held  # type: ignore[return-value]
 
@@ -239,8 +296,8 @@ class EventContext:
         if held is _UNSET:
             callee = self.callee
             held = None
-            if callee is not None and callee.e164 is not None and len(self.context.high_risk):
-                held = self.context.high_risk.longest_match(callee.e164)
+            if callee is not None and callee.e164 is not None:
+                held = self.context.high_risk_match(callee.e164)
             self._high_risk = held
         return held  # type: ignore[return-value]
 
@@ -268,9 +325,10 @@ class EventContext:
         if held is _UNSET:
             held = None
             deck = self.tenant.rate_deck
-            callee = self.callee
-            if deck is not None and callee is not None and callee.e164 is not None:
-                held = deck.lookup(callee.e164, self.started)
+            if deck is not None:
+                callee = self.callee
+                if callee is not None and callee.e164 is not None:
+                    held = deck.lookup(callee.e164, self.started)
             self._rate = held
         return held  # type: ignore[return-value]
 

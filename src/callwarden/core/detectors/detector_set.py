@@ -21,7 +21,7 @@ Every finding comes back marked with the mode it was raised under.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
@@ -38,9 +38,14 @@ from callwarden.core.detectors.robocall import RobocallDetector
 from callwarden.core.detectors.sequential import SequentialDialingDetector
 from callwarden.core.detectors.simbox import SimBoxDetector
 from callwarden.core.detectors.wangiri import WangiriDetector
-from callwarden.core.detectors.windows import LruMap
 from callwarden.core.errors import InvalidInput
-from callwarden.core.usage.record import CallRecord, MessageRecord, UsageKind, UsageRecord
+from callwarden.core.usage.record import (
+    CallRecord,
+    LoginRecord,
+    MessageRecord,
+    UsageKind,
+    UsageRecord,
+)
 
 __all__ = [
     "DetectorConfig",
@@ -52,7 +57,21 @@ __all__ = [
 _MAX_RESOLVED: Final[int] = 10_000
 
 AnyDetector = Detector[Any]
-_Run = tuple[AnyDetector, "DetectorPolicy", Any, bool]
+_Run = tuple[
+    Callable[[UsageRecord, EventContext, Any], list[DetectorFinding]],
+    Any,
+    RuleMode,
+    "DetectorPolicy | None",
+    int,
+]
+"""One detector to run for a tenant: its observe method, its parameters, the mode of its
+policy, the policy when it has allowlists (else None), and its bit in an ``only`` mask."""
+_KINDS: Final[dict[type, UsageKind]] = {
+    CallRecord: UsageKind.CALL,
+    MessageRecord: UsageKind.MESSAGE,
+    LoginRecord: UsageKind.LOGIN,
+}
+_TYPES: Final[dict[UsageKind, type]] = {kind: record_type for record_type, kind in _KINDS.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,9 +210,7 @@ class DetectorSet:
             self._by_id[detector.id] = detector
         self.context = context
         self._config = DetectorConfig()
-        self._resolved: LruMap[tuple[str, str | None], dict[UsageKind, tuple[_Run, ...]]] = LruMap(
-            dict, _MAX_RESOLVED
-        )
+        self._resolved: dict[tuple[str, str | None], dict[type, tuple[_Run, ...]]] = {}
         self.configure(config or DetectorConfig())
 
     @property
@@ -224,13 +241,17 @@ class DetectorSet:
             if policy.params is not None:
                 check_params(f"{where}: {detector_id}", policy.params)
         self._config = config
-        self._resolved = LruMap(dict, _MAX_RESOLVED)
+        self._resolved = {}
 
-    def _runs(self, tenant_id: str, plan_id: str | None) -> dict[UsageKind, tuple[_Run, ...]]:
-        resolved = self._resolved.get((tenant_id, plan_id))
-        if not resolved:
+    def _runs(self, tenant_id: str, plan_id: str | None) -> dict[type, tuple[_Run, ...]]:
+        """The detectors to run for this tenant, by record type, with their policies: resolved
+        once per (tenant, plan) and kept until the policies change."""
+        key = (tenant_id, plan_id)
+        resolved = self._resolved.get(key)
+        if resolved is None:
             config = self._config
-            for kind in UsageKind:
+            resolved = {}
+            for record_type, kind in _KINDS.items():
                 runs: list[_Run] = []
                 for detector in self.detectors:
                     if kind not in detector.kinds:
@@ -238,25 +259,39 @@ class DetectorSet:
                     policy = config.policy(detector.id, plan_id, tenant_id)
                     if policy.mode is RuleMode.OFF:
                         continue
-                    runs.append(
-                        (detector, policy, policy.params or detector.params, policy.has_allowlist)
-                    )
-                resolved[kind] = tuple(runs)
+                    allowlist = policy if policy.has_allowlist else None
+                    params = policy.params or detector.params
+                    bit = 1 << self.detectors.index(detector)
+                    runs.append((detector.observe, params, policy.mode, allowlist, bit))
+                resolved[record_type] = tuple(runs)
+            if len(self._resolved) >= _MAX_RESOLVED:
+                self._resolved = {}
+            self._resolved[key] = resolved
         return resolved
 
-    def observe(self, record: UsageRecord) -> list[DetectorFinding]:
+    def observe(self, record: UsageRecord, only: int | None = None) -> list[DetectorFinding]:
         """Feed ``record`` to every detector enabled for its tenant; return the findings,
-        each marked with the mode of the detector that raised it."""
+        each marked with the mode of the detector that raised it.
+
+        Only the detectors that read the record's kind and are not off for its tenant are
+        called (resolved once per tenant); the record's context is built once for all of them.
+        ``only``, a bit mask over :attr:`detectors` (bit i for ``detectors[i]``), restricts the
+        record to those detectors: a backfill's pre-screen knows which ones need it.
+        """
         ctx = EventContext(self.context, record)
         tenant = ctx.tenant
         findings: list[DetectorFinding] = []
-        runs = self._runs(tenant.tenant_id, tenant.plan_id)[record.kind]
-        for detector, policy, params, has_allowlist in runs:
-            if has_allowlist and policy.exempts(ctx):
+        by_type = self._runs(tenant.tenant_id, tenant.plan_id)
+        runs = by_type.get(type(record))
+        if runs is None:  # a subclass of a record type
+            runs = by_type[_TYPES[record.kind]]
+        for observe, params, mode, allowlist, bit in runs:
+            if only is not None and not only & bit:
                 continue
-            raised = detector.observe(record, ctx, params)
+            if allowlist is not None and allowlist.exempts(ctx):
+                continue
+            raised = observe(record, ctx, params)
             if raised:
-                mode = policy.mode
                 findings.extend(f if f.mode is mode else replace(f, mode=mode) for f in raised)
         return findings
 

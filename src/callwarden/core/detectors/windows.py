@@ -138,8 +138,12 @@ class SlidingSum(_Rolling):
         b = int(t // self._width)
         head = self._head
         if head is None or b > head:
-            self._advance(b)
-            self._b.append(b)
+            # the head moves on: drop the buckets that leave the window (``_advance``, inline)
+            self._head = b
+            buckets = self._b
+            if buckets and buckets[0] <= b - self._n:
+                self._advance(b)
+            buckets.append(b)
             self._v.append(value)
         elif b <= head - self._n:
             self.late += 1
@@ -214,11 +218,30 @@ class SlidingTotals(_Rolling):
         """Add one value per field at time ``t``; return the totals afterwards."""
         b = int(t // self._width)
         head = self._head
+        totals = self.totals
         if head is None or b > head:
-            self._advance(b)
-        elif b <= head - self._n:
+            # The head moves on (most adds of a quiet key): drop what leaves the window, then
+            # close the current bucket and start ``b``, reusing the current bucket's list.
+            cur_b = self._cur_b
+            if (self._b and self._b[0] <= b - self._n) or (
+                cur_b is not None and cur_b <= b - self._n
+            ):
+                self._advance(b)
+                cur_b = self._cur_b
+            self._head = b
+            if cur_b is None:
+                self._cur = list(values)
+            else:
+                cur = self._cur
+                self._b.append(cur_b)
+                self._cells.extend(cur)
+                cur[:] = values
+            self._cur_b = b
+            totals[:] = map(_add, totals, values)
+            return totals
+        if b <= head - self._n:
             self.late += 1
-            return self.totals
+            return totals
         cur_b = self._cur_b
         if b == cur_b:
             cur = self._cur
@@ -231,7 +254,6 @@ class SlidingTotals(_Rolling):
             self._cur = list(values)
         else:
             self._insert(b, values)
-        totals = self.totals
         totals[:] = map(_add, totals, values)
         return totals
 
@@ -307,7 +329,10 @@ class SlidingDistinct(_Rolling, Generic[K]):
         b = int(t // self._width)
         head = self._head
         if head is None or b > head:
-            self._advance(b)
+            if self._buckets:
+                self._advance(b)
+            else:
+                self._head = b
         elif b <= head - self._n:
             self.late += 1
             return len(self._latest)
@@ -529,8 +554,7 @@ class HourOfWeekBaseline:
             return True
         if hour == current_hour:
             current = self.current
-            for i, v in enumerate(values):
-                current[i] += v
+            current[:] = map(_add, current, values)
         return False
 
     def _cell(self, hour: int) -> int:
