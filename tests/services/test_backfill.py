@@ -22,7 +22,7 @@ from callwarden.core.model import Billing
 from callwarden.core.prefixes import PrefixList
 from callwarden.core.rating import Rate, RateDeck
 from callwarden.core.usage.normalise import normalise, split
-from callwarden.core.usage.record import UsageFormat, UsageRecord
+from callwarden.core.usage.record import UsageError, UsageFormat, UsageRecord
 from callwarden.core.usage.schema import CALL_FIELDS
 from callwarden.services.backfill import (
     ROW_COLUMNS,
@@ -334,3 +334,43 @@ def test_records_built_from_columns_are_the_normalisers_records(
     plain = read_usage_table(odd).get_column("_plain")
     assert plain.sum() >= 199  # the generated rows are plain, most variants are not
     assert not plain.all()
+
+
+def test_a_new_trunk_is_judged_against_the_tenants_first_call_fed(tmp_path: Path) -> None:
+    # The tenant's first row is refused as a record, so its first call is the second row, on an
+    # office trunk with one caller ID that no screen would keep for itself. Two days later a
+    # new trunk presents a different mobile number on each of six outbound calls: a new trunk
+    # on a tenant known for more than a day, which the SIM-box detector's early rule flags.
+    traffic = Traffic()
+    office = "+13323550000"
+    traffic.call("t3", T0, caller=office, callee="+16465550100", trunk="office")
+    traffic.rows[-1]["duration_s"] = 5  # unanswered with a billable duration: refused
+    traffic.call(
+        "t3", T0 + timedelta(minutes=1), caller=office, callee="+16465550101", trunk="office"
+    )
+    for i in range(6):
+        traffic.call(
+            "t3",
+            T0 + timedelta(days=2, minutes=i),
+            caller=f"+1917{4_100_000 + 311 * i}",
+            callee=f"+1646{6_100_000 + 53 * i}",
+            trunk="gw-new",
+            talk_s=30,
+        )
+    path = traffic.write(tmp_path / "new-trunk.csv")
+    records: list[UsageRecord] = []
+    with path.open() as lines:
+        for item in split(UsageFormat.CALLWARDEN_CSV, lines):
+            try:
+                records += normalise(UsageFormat.CALLWARDEN_CSV, item)
+            except UsageError:
+                continue  # dead-lettered by ingestion
+    config = setup()
+    reference = DetectorSet(config.detectors(), config.context(), config.config).observe_all(
+        records
+    )
+    simbox = [(f.key, f.severity.value, f.threshold) for f in reference if f.detector == "simbox"]
+    assert simbox == [("gw-new", "low", 5)]
+    result = backfill_table(read_usage_table(path), config)
+    assert result.rejected == 1
+    assert result.findings == reference

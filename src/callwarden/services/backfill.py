@@ -11,17 +11,19 @@ finding anything else:
 2. **A conservative pre-screen** (:func:`screen`). For each detector, a row is dropped only when
    the detector provably cannot use it: a record kind or direction the detector returns on at
    once without touching its state, or a key (a caller, a user, a trunk) whose volume in every
-   window the rule reads stays below the lowest threshold any policy sets, so that the key can
-   never raise a finding and its state affects no other key. What each screen assumes is written
+   window the rule reads stays below the lowest threshold of any of the rule's levels (early
+   ones included) that any policy sets, so that the key can never raise a finding and its state
+   affects no other key. What each screen assumes is written
    beside it; a detector without a screen sees every record of its kinds.
 3. **Partitions by tenant** across worker processes. Detector state is keyed by tenant, so each
    tenant's records go, in file order, to one worker.
 
 Exactness: the findings equal those of one :class:`DetectorSet` fed every record of the file in
-order (tests/services/test_backfill.py holds a file with injected abuse to that), as long as no
-bounded per-key map overflows (``max_keys``, 50,000 keys per map by default). When one does,
-which key is forgotten depends on what else shares the map, as it does between the workers of a
-scaled-out stream; the result counts the keys dropped so that it can be seen.
+order (tests/services/test_backfill.py holds a generated file with injected abuse to that,
+tests/services/test_backfill_simulated.py the simulator's traffic, early rules alone included),
+as long as no bounded per-key map overflows (``max_keys``, 50,000 keys per map by default).
+When one does, which key is forgotten depends on what else shares the map, as it does between
+the workers of a scaled-out stream; the result counts the keys dropped so that it can be seen.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
@@ -151,23 +153,39 @@ class BackfillResult:
 # -- the pre-screen ---------------------------------------------------------------------------
 
 
-def _least(detector: AnyDetector, config: DetectorConfig, name: str) -> float:
-    """The lowest value of parameter ``name`` over the detector's own parameters and every
-    policy's: the threshold no tenant's rule goes below."""
-    values = [getattr(detector.params, name)]
+def _params(detector: AnyDetector, config: DetectorConfig) -> list[Any]:
+    """The detector's own parameters and every policy's for it: whatever any tenant runs."""
+    found: list[Any] = [detector.params]
     for _, detector_id, policy in config.all_policies():
         if detector_id == detector.id and policy.params is not None:
-            values.append(getattr(policy.params, name))
-    return float(min(values))
+            found.append(policy.params)
+    return found
+
+
+def _least(detector: AnyDetector, config: DetectorConfig, family: str) -> float:
+    """The lowest count threshold of one of the detector's rules: the least value, over the
+    detector's own parameters and every policy's, of every parameter named ``family`` or
+    ending in ``_family`` (``clis`` takes ``early_clis``, ``warn_clis`` and ``high_clis``).
+
+    Taking the whole family rather than one named field keeps a screen conservative when a rule
+    gains an earlier, lower threshold named in the same way. Raises ``ValueError`` when the
+    detector has no such parameter: the screen was written for parameters it no longer has.
+    """
+    names = [
+        item.name
+        for item in fields(detector.params)
+        if item.name == family or item.name.endswith(f"_{family}")
+    ]
+    if not names:
+        raise ValueError(f"{detector.id}: no parameter of the family {family!r} to screen by")
+    return float(
+        min(getattr(params, name) for params in _params(detector, config) for name in names)
+    )
 
 
 def _most(detector: AnyDetector, config: DetectorConfig, name: str) -> float:
     """The highest value of parameter ``name`` over the detector's and every policy's."""
-    values = [getattr(detector.params, name)]
-    for _, detector_id, policy in config.all_policies():
-        if detector_id == detector.id and policy.params is not None:
-            values.append(getattr(policy.params, name))
-    return float(max(values))
+    return float(max(getattr(params, name) for params in _params(detector, config)))
 
 
 def _text(name: str) -> pl.Expr:
@@ -242,10 +260,11 @@ def _hot_keys(
     *,
     total: pl.Expr | None = None,
 ) -> pl.Expr:
-    """True for rows whose key can reach ``threshold`` in some 60-minute window.
+    """True for rows whose key can reach ``threshold`` in some window of 60 minutes or less.
 
-    A 60-minute window (60 one-minute buckets, however late events arrive) lies within two
-    consecutive clock hours, so the count of rows (or, with ``distinct``, the sum of per-hour
+    A 60-minute window (60 one-minute buckets, however late events arrive), like a 15-minute
+    one (30 buckets of 30 seconds) or a 5-minute one, lies within two consecutive clock hours,
+    so the count of rows (or, with ``distinct``, the sum of per-hour
     distinct values, at least the distinct values of the two hours together; or, with
     ``total``, the sum of that value) over hours H-1 and H bounds every window whose newest
     bucket is in H. A key with a row of unknown time (or value) is hot.
@@ -342,31 +361,40 @@ def _needs(
             & ~answered.fill_null(False)
             & (ring.is_null() | (ring < _most(detector, config, "ring_s"))).fill_null(True)
         )
+        # (The call-back count of a tenant only sets a call-back finding's severity: every
+        # call-back candidate is kept.)
         rows = call & outbound
         key = _first_set(frame, ["caller", "user_id"], tenant)
-        origin = _hot_keys(frame, rows, key, _least(detector, config, "origin_attempts"), None)
+        origin = _hot_keys(frame, rows, key, _least(detector, config, "attempts"), None)
         return one_ring | (rows & (origin | _callback_candidates(frame, one_ring, rows)))
     if which == "robocall":
-        # Outbound calls only; a finding needs min_attempts attempts of one caller (else
-        # user, else tenant) within 60 minutes.
+        # Outbound calls only; a finding needs min_attempts (the least of the *_attempts
+        # parameters) attempts of one caller (else user, else tenant) within 60 minutes.
         key = _first_set(frame, ["caller", "user_id"], tenant)
         rows = call & outbound
-        hot = _hot_keys(frame, rows, key, _least(detector, config, "min_attempts"), None)
+        hot = _hot_keys(frame, rows, key, _least(detector, config, "attempts"), None)
         return rows & hot
     if which == "caller_rotation":
-        # Outbound calls with a caller ID; a finding needs warn_clis distinct caller IDs of
-        # one user (else trunk, else address, else tenant) within 60 minutes.
+        # Outbound calls with a caller ID; a finding needs early_clis distinct caller IDs of
+        # one user (else trunk, else address, else tenant) within 15 minutes, or warn_clis
+        # within 60 minutes: the least of the *_clis parameters within 60 minutes or less.
         key = _first_set(frame, ["user_id", "trunk_id", "source_ip"], tenant)
         rows = call & outbound & caller.is_not_null()
-        hot = _hot_keys(frame, rows, key, _least(detector, config, "warn_clis"), caller)
+        hot = _hot_keys(frame, rows, key, _least(detector, config, "clis"), caller)
         return rows & hot
     if which == "simbox":
         # Every call of a trunk (else address, else tenant) counts; a finding needs
-        # min_mobile_clis distinct mobile caller IDs on its outbound calls within 60 minutes.
+        # early_mobile_clis (new trunk) or min_mobile_clis distinct mobile caller IDs on its
+        # outbound calls within 60 minutes: the least of the *_mobile_clis parameters. The
+        # new-trunk rule also reads when the tenant's first call was fed to the detector, which
+        # any call of the tenant may be (the calls before it may be refused as records, or
+        # allowlisted): so every call of a tenant with such a trunk is kept, and only the
+        # tenants with none are screened out.
         key = _first_set(frame, ["trunk_id", "source_ip"], tenant, tagged=True)
         outgoing = call & outbound & caller.is_not_null()
-        hot = _hot_keys(frame, outgoing, key, _least(detector, config, "min_mobile_clis"), caller)
-        return call & hot
+        hot = _hot_keys(frame, outgoing, key, _least(detector, config, "mobile_clis"), caller)
+        tenants = frame.filter(outgoing & hot).get_column("_tenant").unique()
+        return call & tenant.is_in(tenants.implode())
     if which == "emergency":
         # Outbound calls to an emergency number only. A number written with '+' is never an
         # emergency number to the numbering plan; the admission test's other forms are tried
@@ -385,7 +413,9 @@ def _needs(
     if which == "sequential":
         # Outbound calls and messages; a run of two or more needs two numbers within max_step
         # of each other dialled by one user (else caller, else tenant). A source that never
-        # dialled such a pair only ever starts runs of one, which raise nothing.
+        # dialled such a pair only ever starts runs of one, which raise nothing whatever the
+        # run thresholds (early_run, warn_run, block_run): the detector returns on a run of
+        # one before reading them.
         key = _first_set(frame, ["user_id", "caller", "sender"], tenant)
         number = pl.coalesce(callee, _text("recipient"))
         step = int(_most(detector, config, "max_step"))
@@ -405,14 +435,17 @@ def _pumping(
 ) -> pl.Expr:
     """The calls the pumping detector must see.
 
-    Sudden volume: a number's finding needs new_number_calls answered calls and
-    new_number_minutes minutes on it; the detector keeps one state per (tenant, number) for
-    both directions, so every call to a number that can reach both, counted over the whole file
-    on the last 7 digits (several numbers may share them: that only counts more), is kept.
-    Concentration: a finding needs min_range_minutes answered minutes on one range (the first
+    Sudden volume: a number's finding needs early_number_calls (medium) or new_number_calls
+    (high) answered calls, the least of the *_number_calls parameters, and new_number_minutes
+    minutes on it; the detector keeps one state per (tenant, number) for both directions, so
+    every call to a number that can reach both, counted over the whole file on the last 7
+    digits (several numbers may share them: that only counts more), is kept.
+    Concentration: a finding needs early_range_minutes (medium) or min_range_minutes answered
+    minutes, the least of the *_range_minutes parameters, on one range (the first
     range_digits E.164 digits) within 60 minutes, measured against all the tenant's minutes;
     for a tenant where one range can reach that (or whose numbers are not all written in
-    E.164), every outbound answered call is kept.
+    E.164), every outbound answered call is kept. Ranges are cut at the fewest range_digits any
+    policy sets: a shorter range holds every longer one within it, so it only counts more.
     """
     duration = _text("duration_s").cast(pl.Float64, strict=False)
     minutes = duration / 60
@@ -426,13 +459,13 @@ def _pumping(
     )
     busy = talk.filter(
         (
-            (pl.col("_calls") >= _least(detector, config, "new_number_calls"))
-            & (pl.col("_minutes") >= _least(detector, config, "new_number_minutes"))
+            (pl.col("_calls") >= _least(detector, config, "number_calls"))
+            & (pl.col("_minutes") >= _least(detector, config, "number_minutes"))
         )
         | pl.col("_unknown")
     ).get_column("_k")
     sudden = ~clean | number.is_in(busy.implode()).fill_null(False)
-    digits = int(_most(detector, config, "range_digits"))
+    digits = int(_least(detector, config, "range_digits"))
     e164 = callee.str.contains(r"^\+[0-9]{7,15}$").fill_null(False)
     spoken = call & outbound & answered
     prefix = _key(tenant, callee.str.slice(1, digits))
@@ -440,7 +473,7 @@ def _pumping(
         frame,
         spoken & e164,
         prefix,
-        _least(detector, config, "min_range_minutes"),
+        _least(detector, config, "range_minutes"),
         None,
         total=minutes,
     )
