@@ -12,12 +12,17 @@ database works in its own process, so CPU time of this one would flatter it):
 - ``file``: `callwarden ingest FILE` without the progress bar (`ingest_file`): read, prepare,
   check tenants, store (binary COPY straight into the table on PostgreSQL, staged and moved
   with ON CONFLICT DO NOTHING once a batch meets stored keys; one executemany per batch on
-  SQLite), publish to the in-process stream. Once with the units prepared in this process and
-  once by `default_workers()` worker processes (the command's default for large files); the
-  per-CPU-second figure counts this process only, not the workers. Each run ingests the file
-  into an empty store. Also ``store-only``: the same records already normalised
-  (`ingest_records`), i.e. what checking and storing cost alone. Target: at least 50,000
-  records per second from a file into PostgreSQL.
+  SQLite), publish to the in-process stream. Once with everything in this process
+  (`--workers 0`) and once with `--file-workers` worker processes (default: what the command
+  uses on PostgreSQL): on PostgreSQL they prepare and store whole batches on their own
+  connections (`StoringPool`), on SQLite they only prepare units (`ProcessPreparer`). Each run
+  ingests the file into an empty store. Also ``store-only``: the same records already
+  normalised (`ingest_records`), i.e. what checking and storing cost alone. Target: at least
+  50,000 records per second from a file into PostgreSQL.
+
+Every rate is printed as records per wall-clock second, records per CPU second of this process,
+and microseconds of CPU per record of this process and its worker processes together
+(PostgreSQL's own processes are not counted).
 - ``http``: `callwarden serve` in a subprocess; `--clients` concurrent clients POST the same
   records as CSV bodies of `--batch` records to /v1/usage/records; records per second until
   the last answer (each answer comes after its commit).
@@ -37,6 +42,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import resource
 import secrets
 import signal
 import socket
@@ -57,7 +63,7 @@ import psycopg
 
 from callwarden.adapters.store.usage import COLUMNS, COPY_TYPES, SqlUsageStore, sqlite_values
 from callwarden.adapters.usage_files import ingest_file
-from callwarden.adapters.usage_pool import default_workers
+from callwarden.adapters.usage_pool import DEFAULT_STORING_WORKERS
 from callwarden.core.model import Billing, Channel, PlanLimits, Tenant, TenantStatus, UserRole
 from callwarden.core.usage.normalise import normalise, split
 from callwarden.core.usage.record import UsageFormat, UsageRecord
@@ -158,7 +164,11 @@ def _median(values: list[float]) -> float:
 
 
 def _medians(rates: list[Rate]) -> Rate:
-    return _median([r[0] for r in rates]), _median([r[1] for r in rates])
+    return (
+        _median([r[0] for r in rates]),
+        _median([r[1] for r in rates]),
+        _median([r[2] for r in rates]),
+    )
 
 
 def _ratio(rate: Rate, baseline: Rate) -> str:
@@ -166,18 +176,25 @@ def _ratio(rate: Rate, baseline: Rate) -> str:
 
 
 def _pair(rate: Rate) -> str:
-    return f"{rate[0]:>9,.0f} {rate[1]:>9,.0f}"
+    return f"{rate[0]:>9,.0f} {rate[1]:>9,.0f} {rate[2]:>7.1f} us"
 
 
 # -- normalise (baseline), file, store-only -------------------------------------------------------
-Rate = tuple[float, float]
-"""Records per wall-clock second, and per CPU second of this process."""
+Rate = tuple[float, float, float]
+"""Records per wall-clock second, records per CPU second of this process, and microseconds of
+CPU per record of this process and its (finished) worker processes together."""
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _rate(n: int, work: Callable[[], object]) -> Rate:
-    wall, cpu = time.perf_counter(), time.process_time()
+    wall, cpu, children = time.perf_counter(), time.process_time(), _children_cpu()
     work()
-    return n / (time.perf_counter() - wall), n / (time.process_time() - cpu)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    return n / wall, n / cpu, (cpu + _children_cpu() - children) / n * 1e6
 
 
 def normalise_rate(path: Path) -> Rate:
@@ -233,14 +250,16 @@ def store_only_rate(url: str, records: list[UsageRecord]) -> Rate:
     return rate
 
 
-def bench_file(kinds: list[str], admin: str, n: int, repeats: int) -> None:
+def bench_file(kinds: list[str], admin: str, n: int, repeats: int, workers: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "calls.csv"
         write_calls(path, n)
         records = [r for item in split(FMT, path.read_text("utf-8")) for r in normalise(FMT, item)]
         print(f"file of {n:,} calls ({path.stat().st_size / 1e6:.1f} MB), callwarden-csv")
-        print("  records/s: wall clock, and per CPU second of this process")
-        workers = default_workers()
+        print(
+            "  records/s: wall clock, per CPU second of this process; "
+            "CPU per record of this process and its workers"
+        )
         for kind in kinds:
             base: list[Rate] = []
             prepared: list[Rate] = []
@@ -262,7 +281,8 @@ def bench_file(kinds: list[str], admin: str, n: int, repeats: int) -> None:
             print(f"  {kind:<8} normalise only (baseline)      {_pair(b)}")
             print(f"  {kind:<8} prepare only, quick path       {_pair(q)}")
             print(f"  {kind:<8} file -> store, in process      {_pair(f)}{target}")
-            print(f"  {kind:<8} file -> store, {workers} workers       {_pair(p)}{target}")
+            how = "storing" if kind == "postgres" else "preparing"
+            print(f"  {kind:<8} file -> store, {workers} {how} workers {_pair(p)}{target}")
             print(f"  {kind:<8} store only (normalised)        {_pair(s)}")
             print(f"  {kind:<8} ratio file / normalise         {_ratio(f, b)}")
             print(f"  {kind:<8} ratio file, workers / normalise {_ratio(p, b)}")
@@ -484,6 +504,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--month-rows", type=int, default=10_000_000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--file-workers",
+        type=int,
+        default=DEFAULT_STORING_WORKERS,
+        help="worker processes of the second file run",
+    )
     parser.add_argument("--postgres", default=POSTGRES_ADMIN)
     parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument("--no-sqlite", action="store_true")
@@ -499,7 +525,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     print(f"== usage ingestion ({os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}) ==")
     if args.only in (None, "file"):
-        bench_file(kinds, args.postgres, args.records, args.repeats)
+        bench_file(kinds, args.postgres, args.records, args.repeats, args.file_workers)
     if args.only in (None, "http"):
         bench_http(kinds, args.postgres, args.http_records, args.batch, args.clients, args.repeats)
     if args.only in (None, "month"):

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, tzinfo
 from enum import StrEnum
 from itertools import chain, islice
-from typing import Protocol
+from typing import Protocol, overload
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import anyio.to_thread
@@ -249,6 +249,10 @@ class UsageTransaction(Protocol):
         """Outbox entries created before `created_before` and not yet published, oldest first."""
         ...
 
+    def outbox_keys(self, outbox_id: str) -> list[RecordKey]:
+        """The keys one outbox entry holds ([] once it is published and removed)."""
+        ...
+
 
 class UsageStore(Protocol):
     """Opens usage transactions."""
@@ -280,9 +284,13 @@ class UsageIngestion:
         clock: Callable[[], datetime] | None = None,
         retention_days: int | None = None,
         publish_timeout_s: float = 30.0,
+        write_outbox: bool | None = None,
     ) -> None:
         """`publish_timeout_s` bounds the wait for the stream after a commit: records it did not
-        take by then stay in the outbox (the sender's answer does not wait on the stream)."""
+        take by then stay in the outbox (the sender's answer does not wait on the stream).
+        `write_outbox` (default: when there is a publisher) writes each batch's new keys to the
+        outbox; a worker process storing for an ingestion that publishes sets it without
+        having a publisher of its own."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1 (got {batch_size})")
         if retention_days is not None and retention_days < 1:
@@ -297,6 +305,7 @@ class UsageIngestion:
         self.clock: Callable[[], datetime] = clock or _utcnow
         self.retention_days = retention_days
         self.publish_timeout_s = publish_timeout_s
+        self.write_outbox = publisher is not None if write_outbox is None else write_outbox
 
     # -- ingestion ------------------------------------------------------------------------------
     async def ingest(
@@ -348,6 +357,57 @@ class UsageIngestion:
             total = total + stored.result
             refusals.extend(stored.refusals[: _MAX_REFUSALS - len(refusals)])
             await self._publish(stored)
+            if on_progress is not None:
+                on_progress(total)
+
+    def writer_scope(self, by: Principal | None) -> str | None:
+        """The tenant a writer may submit usage for (None: the provider, any tenant);
+        refuses a principal that may not write usage at all."""
+        return self._writer_scope(by)
+
+    def store_batch(
+        self, fmt: UsageFormat, items: Sequence[RawItem], scope: str | None
+    ) -> StoredBatch:
+        """Prepare, check and commit one batch of raw units in the calling thread.
+
+        This is what a worker process storing a chunk of a large file directly does (see
+        `callwarden.adapters.usage_pool.StoringPool`): the batch's records, dead letters and
+        outbox entry are one transaction, and only counts, refusals and the outbox id come back,
+        so rows never have to cross a process boundary. Nothing is published here; the
+        ingesting process publishes through `ingest_stored`. A batch holds at most
+        `batch_size` units (ValueError otherwise: one transaction, one answer).
+        """
+        if len(items) > self.batch_size:
+            raise ValueError(f"a batch holds at most {self.batch_size} units (got {len(items)})")
+        prepared = LocalPreparer().prepare(fmt, items, self.default_tz)
+        stored = self._ingest_next(fmt, prepared, scope)
+        if stored is None:
+            return StoredBatch(IngestResult(), [], None)
+        return StoredBatch(stored.result, stored.refusals, stored.outbox_id)
+
+    async def ingest_stored(
+        self,
+        batches: Iterator[StoredBatch],
+        *,
+        on_progress: ProgressCallback | None = None,
+    ) -> IngestResult:
+        """Total batches that other processes committed (`store_batch`), in the order given,
+        and publish their new records.
+
+        `batches` may block while a batch is stored, so it is read in a worker thread. Progress
+        is told after each batch, which is only handed over once committed. The records of a
+        batch are read back from the store only when the publisher reads them (an in-process
+        stream without consumers never does).
+        """
+        total = IngestResult()
+        while True:
+            batch = await anyio.to_thread.run_sync(next, batches, None)
+            if batch is None:
+                return total
+            total = total + batch.result
+            if batch.outbox_id is not None:
+                fresh = _OutboxRecords(self.store, batch.outbox_id, batch.result.stored)
+                await self._publish(_Stored(batch.result, fresh, batch.outbox_id))
             if on_progress is not None:
                 on_progress(total)
 
@@ -523,7 +583,7 @@ class UsageIngestion:
             fresh_keys = [key for key in accepted if key in inserted]
             fresh = RowRecords([accepted[key] for key in fresh_keys])
         outbox_id = None
-        if fresh_keys and self.publisher is not None:
+        if fresh_keys and self.write_outbox:
             outbox_id = new_id("ob")
             tx.add_outbox(outbox_id, fresh_keys, now)
         result = IngestResult(
@@ -787,6 +847,45 @@ class _Failure:
 
     item: RawItem
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredBatch:
+    """What a committed batch stored elsewhere comes back as: counts, each dead-lettered unit
+    (position, reason, letter id) and the outbox entry of its new records, if one was written."""
+
+    result: IngestResult
+    refusals: list[UnitRefusal]
+    outbox_id: str | None
+
+
+class _OutboxRecords(Sequence[UsageRecord]):
+    """The records an outbox entry names, read from the store the first time one is read."""
+
+    def __init__(self, store: UsageStore, outbox_id: str, count: int) -> None:
+        self._store = store
+        self._outbox_id = outbox_id
+        self._count = count
+        self._records: list[UsageRecord] | None = None
+
+    def _loaded(self) -> list[UsageRecord]:
+        if self._records is None:
+            with self._store.transaction() as tx:
+                self._records = tx.get_records(tx.outbox_keys(self._outbox_id))
+        return self._records
+
+    def __len__(self) -> int:
+        return self._count if self._records is None else len(self._records)
+
+    @overload
+    def __getitem__(self, index: int) -> UsageRecord: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[UsageRecord]: ...
+    def __getitem__(self, index: int | slice) -> UsageRecord | Sequence[UsageRecord]:
+        return self._loaded()[index]
+
+    def __iter__(self) -> Iterator[UsageRecord]:
+        return iter(self._loaded())
 
 
 @dataclass(frozen=True, slots=True)

@@ -204,3 +204,27 @@ def test_a_file_read_by_worker_processes_is_stored_with_its_dead_letters(
     finally:
         platform.close()
     assert (letter.position, letter.reason) == ("line 1236", "callee is missing")
+
+
+@pytest.mark.postgres
+def test_a_file_on_postgres_is_stored_by_the_default_workers_and_again_stores_nothing(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    platform = Platform.build(Settings(database_url=postgres_url))
+    seed_tenants(platform)
+    platform.close()
+    db = ["--database-url", postgres_url]
+    rows = [_row(f"pg{i}") for i in range(2500)]
+    rows[2222] = "pg-bad,tenant-a,outbound,,2026-03-12T09:15:00Z,busy"
+    path = _csv(tmp_path, rows)
+    first = cli("ingest", str(path), "-f", "callwarden-csv", *db)
+    assert first.exit_code == 3, first.output
+    assert "stored 2499, duplicates 0, dead letters 1" in first.output
+    again = cli("ingest", str(path), "-f", "callwarden-csv", *db)
+    assert "stored 0, duplicates 2499, dead letters 1" in again.output
+    platform = Platform.build(Settings(database_url=postgres_url))
+    try:
+        (letter,) = platform.usage.list_dead_letters(SYSTEM, DeadLetterQuery(), PageRequest()).items
+    finally:
+        platform.close()
+    assert (letter.position, letter.reason) == ("line 2224", "callee is missing")

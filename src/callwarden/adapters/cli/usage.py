@@ -111,14 +111,16 @@ def ingest(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
     fmt: FormatOption,
     workers: Annotated[
-        int,
+        int | None,
         typer.Option(
             "--workers",
             min=0,
-            help="Worker processes reading the file's units while this one stores (0: this "
-            "process reads them). Pays only on idle cores, for formats without the quick path",
+            help="Worker processes. On PostgreSQL each reads and stores whole batches on its "
+            "own connection (default 2, at most one per core); on SQLite they only read units "
+            "while this process stores (default 0). 0: this process does everything",
+            show_default=False,
         ),
-    ] = 0,
+    ] = None,
     database_url: DatabaseUrl = None,
 ) -> None:
     """Ingest a usage file (a progress bar follows the bytes read and committed)."""

@@ -641,6 +641,13 @@ class SqlUsageTransaction:
         )
         return [(row_id, [(k, leg) for k, leg in keys]) for row_id, keys in rows]
 
+    def outbox_keys(self, outbox_id: str) -> list[RecordKey]:
+        """The keys one outbox entry holds ([] once it is published and removed)."""
+        keys = self.session.scalar(
+            select(UsageOutboxRow.keys).where(UsageOutboxRow.id == outbox_id)
+        )
+        return [(k, leg) for k, leg in keys or ()]
+
 
 class SqlUsageStore:
     """The `UsageStore` port on the same database as the rest of the store."""

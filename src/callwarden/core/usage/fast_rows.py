@@ -32,6 +32,8 @@ _SHORT = 64
 """Values at most this long fit every text column and the schema's 255-character limit."""
 _MAX_INT4 = 2**31 - 1
 _MAX_INT8 = 2**63 - 1
+_MAX_EPOCH = 253_402_300_799
+"""9999-12-31T23:59:59Z, the latest epoch time `times.from_epoch` accepts."""
 _DIRECTIONS = {"outbound": "outbound", "inbound": "inbound"}
 _DISPOSITIONS = {name: name for name in ("answered", "no_answer", "busy", "failed", "cancelled")}
 _ALLOWED = frozenset((*CALL_FIELDS, "kind"))
@@ -78,6 +80,11 @@ def _text_time(text: str, field: str, default_tz: tzinfo) -> datetime | None:
     """A time written as text (epoch seconds when numeric, else ISO 8601), in UTC."""
     if not text:
         return None
+    if text.isdigit():  # whole epoch seconds, the common case (the row is ASCII)
+        seconds = int(text)
+        if seconds <= _MAX_EPOCH:
+            return datetime.fromtimestamp(seconds, UTC)
+        raise _NotPlain
     if _NUMERIC.fullmatch(text):
         return from_epoch(float(text), field)
     value = parse_local(text, field, default_tz)
