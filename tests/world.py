@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from fastapi.testclient import TestClient
 
 from callwarden.adapters.api.app import create_app
 from callwarden.core.model import Billing, Channel, NumberOwnership, PlanLimits, UserRole
+from callwarden.core.usage.record import CallRecord, Direction, Disposition
 from callwarden.platform import Platform
 from callwarden.services.governance import SYSTEM
 
@@ -95,3 +97,25 @@ def build_world(platform: Platform) -> World:
         world.trunks.append(trunk.id)
         world.orders.append(order.id)
     return world
+
+
+def premium_burst(world: World, tenant: int, calls: int = 1) -> list[CallRecord]:
+    """Unanswered test calls to UK premium numbers from one tenant, five seconds apart: each
+    unrated risky attempt weighs 0.25, so twelve reach the IRSF 5-minute threshold of 3 (a
+    high finding)."""
+    at = datetime.now(UTC) - timedelta(minutes=20)
+    return [
+        CallRecord(
+            call_id=f"t{tenant}-{n}",
+            tenant_id=world.tenants[tenant],
+            user_id=world.admins[tenant],
+            direction=Direction.OUTBOUND,
+            caller=None,
+            callee=f"+4490987{n * 397 % 100_000:05d}",
+            started_at=at + timedelta(seconds=5 * n),
+            ended_at=at + timedelta(seconds=5 * n + 3),
+            disposition=Disposition.NO_ANSWER,
+            source_format="callwarden-json",
+        )
+        for n in range(calls)
+    ]

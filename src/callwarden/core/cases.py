@@ -26,6 +26,7 @@ from callwarden.core.admission.policy import RuleMode
 from callwarden.core.detectors.base import DetectorFinding, KeyKind, Severity, SuggestedAction
 from callwarden.core.errors import Conflict, InvalidInput
 from callwarden.core.model import ThrottleRates
+from callwarden.core.validation import check_choice, check_fields
 
 __all__ = [
     "ACTIVE_STATUSES",
@@ -309,16 +310,10 @@ def action_policy_from_json(data: Mapping[str, object]) -> ActionPolicy:
 
     Raises ``InvalidInput`` naming the field for an unknown severity or action, or a bad expiry.
     """
-    unknown = set(data) - {"threshold", "by_severity", "expire_after_s", "throttle"}
-    if unknown:
-        name = sorted(unknown)[0]
-        raise InvalidInput(f"{name} is not a field of the action policy", field=name)
-    try:
-        threshold = Severity(str(data.get("threshold", Severity.HIGH.value)))
-    except ValueError:
-        raise InvalidInput(
-            f"threshold must be one of {', '.join(s.value for s in Severity)}", field="threshold"
-        ) from None
+    check_fields(
+        data, ("threshold", "by_severity", "expire_after_s", "throttle"), "the action policy"
+    )
+    threshold = check_choice(data.get("threshold", Severity.HIGH.value), Severity, "threshold")
     by_severity: dict[Severity, SuggestedAction] = {}
     for key, value in _enum_map(data.get("by_severity"), "by_severity").items():
         try:

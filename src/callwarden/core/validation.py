@@ -9,13 +9,18 @@ from __future__ import annotations
 import ipaddress
 import re
 import unicodedata
+from collections.abc import Collection, Mapping
+from enum import StrEnum
 from functools import cache
+from typing import TypeVar
 from zoneinfo import available_timezones
 
 import phonenumbers
 
 from callwarden.core.clauses import unknown_clause_ids
 from callwarden.core.errors import InvalidInput
+
+Choice = TypeVar("Choice", bound=StrEnum)
 
 _E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 
@@ -101,3 +106,22 @@ def check_clause_ids(
     if unknown:
         raise InvalidInput(f"{field}: unknown clause ids {', '.join(unknown)}", field=field)
     return tuple(dict.fromkeys(ids))
+
+
+def check_fields(data: Mapping[str, object], known: Collection[str], what: str) -> None:
+    """Refuse an object holding a field outside `known`, naming the first such field (in
+    sorted order) as "<field> is not a field of <what>"."""
+    unknown = set(data) - set(known)
+    if unknown:
+        name = sorted(unknown)[0]
+        raise InvalidInput(f"{name} is not a field of {what}", field=name)
+
+
+def check_choice(value: object, choices: type[Choice], field: str) -> Choice:
+    """`value` as a member of the enumeration `choices` (by its text); a refusal lists them."""
+    try:
+        return choices(str(value))
+    except ValueError:
+        raise InvalidInput(
+            f"{field} must be one of {', '.join(c.value for c in choices)}", field=field
+        ) from None

@@ -17,6 +17,7 @@ from callwarden.core.permissions import Permission
 from callwarden.core.prefixes import PrefixEntry, PrefixList
 from callwarden.services.governance import GovernanceService, authorize
 from callwarden.services.ports import PageRequest, TenantQuery, Transaction
+from callwarden.services.scopes import check_scope
 
 SCOPES = ("plan", "tenant")
 _PREFIX = re.compile(r"[0-9]{1,15}")
@@ -28,16 +29,6 @@ class AdmissionConfigService:
 
     def __init__(self, governance: GovernanceService) -> None:
         self.governance = governance
-
-    def _check_scope(self, tx: Transaction, scope: str, scope_id: str) -> None:
-        if scope == "plan":
-            if tx.get_plan(scope_id) is None:
-                raise NotFound(f"plan {scope_id} not found", field="plan_id")
-        elif scope == "tenant":
-            if tx.get_tenant(scope_id) is None:
-                raise NotFound(f"tenant {scope_id} not found", field="tenant_id")
-        else:
-            raise InvalidInput(f"scope must be one of {', '.join(SCOPES)}", field="scope")
 
     @staticmethod
     def _check_rule(rule: str) -> None:
@@ -57,7 +48,7 @@ class AdmissionConfigService:
         """The policies set at this scope (rules not listed run in enforce mode)."""
         authorize(by, Permission.TENANTS_READ, scope_id if scope == "tenant" else None)
         with self.governance.store.transaction() as tx:
-            self._check_scope(tx, scope, scope_id)
+            check_scope(tx, scope, scope_id, SCOPES)
             return tx.get_rule_policies(scope, scope_id)
 
     def set_policy(
@@ -77,7 +68,7 @@ class AdmissionConfigService:
                 raise InvalidInput(f"allow_users: {u!r} is not a user id", field="allow_users")
         gov = self.governance
         with gov.store.transaction() as tx:
-            self._check_scope(tx, scope, scope_id)
+            check_scope(tx, scope, scope_id, SCOPES)
             tx.set_rule_policy(scope, scope_id, rule, policy, gov.clock())
             details: dict[str, JSONValue] = {
                 "scope": scope,
@@ -108,7 +99,7 @@ class AdmissionConfigService:
         self._check_rule(rule)
         gov = self.governance
         with gov.store.transaction() as tx:
-            self._check_scope(tx, scope, scope_id)
+            check_scope(tx, scope, scope_id, SCOPES)
             if not tx.delete_rule_policy(scope, scope_id, rule):
                 raise NotFound(f"no policy for rule {rule} on {scope} {scope_id}", field="rule")
             gov._audit(

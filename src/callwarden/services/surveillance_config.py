@@ -28,7 +28,7 @@ from callwarden.core.errors import InvalidInput, NotFound
 from callwarden.core.model import Principal
 from callwarden.core.permissions import Permission
 from callwarden.services.governance import GovernanceService, authorize
-from callwarden.services.ports import Transaction
+from callwarden.services.scopes import check_scope
 
 __all__ = ["SCOPES", "SurveillanceConfigService", "audit_json"]
 
@@ -74,17 +74,6 @@ class SurveillanceConfigService:
     def _changed(self) -> None:
         for listener in self.listeners:
             listener()
-
-    @staticmethod
-    def _check_scope(tx: Transaction, scope: str, scope_id: str) -> None:
-        if scope == "plan":
-            if tx.get_plan(scope_id) is None:
-                raise NotFound(f"plan {scope_id} not found", field="plan_id")
-        elif scope == "tenant":
-            if tx.get_tenant(scope_id) is None:
-                raise NotFound(f"tenant {scope_id} not found", field="tenant_id")
-        elif scope != "default" or scope_id:
-            raise InvalidInput(f"scope must be one of {', '.join(SCOPES)}", field="scope")
 
     def info(self, detector: str) -> DetectorInfo:
         """A detector's id, clauses and parameter fields; InvalidInput naming ``detector``
@@ -156,7 +145,7 @@ class SurveillanceConfigService:
         """The detector policies set at one scope (detectors not listed inherit)."""
         self._read_permission(by, scope, scope_id)
         with self.governance.store.transaction() as tx:
-            self._check_scope(tx, scope, scope_id)
+            check_scope(tx, scope, scope_id, SCOPES)
             return tx.get_detector_policies(scope, scope_id)
 
     def set_policy(
@@ -171,7 +160,7 @@ class SurveillanceConfigService:
             )
         gov = self.governance
         with gov.store.transaction() as tx:
-            self._check_scope(tx, scope, scope_id)
+            check_scope(tx, scope, scope_id, SCOPES)
             before = tx.get_detector_policies(scope, scope_id).get(detector)
             tx.set_detector_policy(scope, scope_id, detector, policy, gov.clock())
             gov._audit(
@@ -197,7 +186,7 @@ class SurveillanceConfigService:
         info = self.info(detector)
         gov = self.governance
         with gov.store.transaction() as tx:
-            self._check_scope(tx, scope, scope_id)
+            check_scope(tx, scope, scope_id, SCOPES)
             before = tx.get_detector_policies(scope, scope_id).get(detector)
             if before is None or not tx.delete_detector_policy(scope, scope_id, detector):
                 where = f"{scope} {scope_id}" if scope_id else "the defaults"

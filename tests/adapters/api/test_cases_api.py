@@ -5,40 +5,17 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import UTC, datetime, timedelta
 
 from fastapi.testclient import TestClient
-from tests.world import World
+from tests.world import World, premium_burst
 
 from callwarden.adapters.api.app import create_app
 from callwarden.core.admission.policy import RuleMode
 from callwarden.core.cases import ActionPolicy
 from callwarden.core.detectors import DetectorConfig, DetectorPolicy, Severity, SuggestedAction
 from callwarden.core.model import TenantStatus
-from callwarden.core.usage.record import CallRecord, Direction, Disposition
 from callwarden.services.governance import SYSTEM
 from callwarden.services.ports import AuditQuery, PageRequest
-
-
-def premium_burst(world: World, tenant: int, calls: int = 1) -> list[CallRecord]:
-    """Unanswered test calls to premium numbers from one tenant: each unrated risky attempt
-    weighs 0.25, so twelve reach the IRSF 5-minute threshold of 3."""
-    at = datetime.now(UTC) - timedelta(minutes=20)
-    return [
-        CallRecord(
-            call_id=f"t{tenant}-{n}",
-            tenant_id=world.tenants[tenant],
-            user_id=world.admins[tenant],
-            direction=Direction.OUTBOUND,
-            caller=None,
-            callee=f"+4490987{n * 397 % 100_000:05d}",
-            started_at=at + timedelta(seconds=5 * n),
-            ended_at=at + timedelta(seconds=5 * n + 3),
-            disposition=Disposition.NO_ANSWER,
-            source_format="callwarden-json",
-        )
-        for n in range(calls)
-    ]
 
 
 def open_cases(world: World, enforce: bool = False) -> list[str]:

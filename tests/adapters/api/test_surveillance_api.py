@@ -10,33 +10,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import anyio
-from tests.world import World
+from tests.world import World, premium_burst
 
 from callwarden.core.admission.attempt import CallAttempt, Direction
-from callwarden.core.usage.record import CallRecord, Disposition
-from callwarden.core.usage.record import Direction as CallDirection
 from callwarden.services.governance import SYSTEM
 from callwarden.services.ports import AuditQuery, PageRequest
-
-
-def premium_burst(world: World, calls: int) -> list[CallRecord]:
-    """Unanswered calls of tenant 0 to UK premium numbers: twelve make a high IRSF finding."""
-    at = datetime.now(UTC) - timedelta(minutes=20)
-    return [
-        CallRecord(
-            call_id=f"p-{n}",
-            tenant_id=world.tenants[0],
-            user_id=world.admins[0],
-            direction=CallDirection.OUTBOUND,
-            caller=None,
-            callee=f"+4490987{n * 397 % 100_000:05d}",
-            started_at=at + timedelta(seconds=5 * n),
-            ended_at=at + timedelta(seconds=5 * n + 3),
-            disposition=Disposition.NO_ANSWER,
-            source_format="callwarden-json",
-        )
-        for n in range(calls)
-    ]
 
 
 def audit_of(world: World, action: str) -> list[Any]:
@@ -238,7 +216,7 @@ def test_an_api_configured_throttle_action_holds_admission_until_lifted(world: W
         world.client.put("/v1/surveillance/action-policy", json=policy, headers=headers).status_code
         == 200
     )
-    (case,) = world.platform.surveillance.process(premium_burst(world, 12))
+    (case,) = world.platform.surveillance.process(premium_burst(world, 0, 12))
     assert [a.kind.value for a in case.actions] == ["throttle"]
     throttles = world.client.get(
         f"/v1/tenants/{world.tenants[0]}/throttles", headers=world.headers(world.admin_keys[0])

@@ -36,8 +36,9 @@ from rich.progress import (
 from rich.table import Table
 
 from callwarden.adapters.backfill_reader import read_usage_table, unknown_columns
+from callwarden.adapters.cli.common import DatabaseUrl, acting
 from callwarden.core.detectors import DetectorFinding, TenantFacts
-from callwarden.core.errors import CallwardenError, InvalidInput
+from callwarden.core.errors import InvalidInput
 from callwarden.core.prefixes import PrefixList
 from callwarden.core.usage.normalise import normalise, split
 from callwarden.core.usage.record import UsageError, UsageFormat, UsageRecord
@@ -49,7 +50,6 @@ from callwarden.services.backfill import (
     backfill_table,
 )
 from callwarden.services.surveillance import overlay
-from callwarden.settings import Settings
 
 __all__ = ["backfill", "finding_to_json", "setup_from_store"]
 
@@ -158,19 +158,13 @@ def backfill(
             help="Spare each detector the rows that cannot change its findings (same findings)",
         ),
     ] = True,
-    database_url: Annotated[
-        str | None,
-        typer.Option(
-            "--database-url", help="Overrides CALLWARDEN_DATABASE_URL", show_default=False
-        ),
-    ] = None,
+    database_url: DatabaseUrl = None,
 ) -> None:
     """Run every detector over a usage file and write the findings (JSON lines), with a
     summary per detector. Opens no cases and takes no action."""
     begun = time.perf_counter()
     processes = workers if workers is not None else max(1, min(os.cpu_count() or 1, 4))
-    platform = Platform.build(Settings(database_url=database_url) if database_url else Settings())
-    try:
+    with acting(database_url) as platform:
         columns = (
             TextColumn("[bold]{task.description}"),
             BarColumn(),
@@ -208,12 +202,6 @@ def backfill(
                     started=begun,
                 )
                 progress.update(task, completed=table.height)
-    except CallwardenError as exc:
-        where = f" ({exc.field})" if exc.field else ""
-        err.print(f"[red]error{where}:[/red] {exc.message}", markup=True, highlight=False)
-        raise typer.Exit(code=2) from exc
-    finally:
-        platform.close()
     with _output(output) as out:
         for finding in result.findings:
             out.write(orjson.dumps(finding_to_json(finding)) + b"\n")

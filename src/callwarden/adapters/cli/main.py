@@ -6,7 +6,7 @@ import csv
 import io
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -18,11 +18,11 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from callwarden.adapters.cli.backfill import backfill
+from callwarden.adapters.cli.common import DatabaseUrl, acting, platform_for
 from callwarden.adapters.cli.simulate import evaluate, simulate_command
 from callwarden.adapters.cli.stream import stream_app
 from callwarden.adapters.cli.surveillance import surveillance_app
 from callwarden.adapters.cli.usage import dead_letter_app, ingest, ingest_watch, usage_app
-from callwarden.core.errors import CallwardenError
 from callwarden.core.model import NumberOwnership, NumberStatus, UserRole
 from callwarden.core.ratedeck import BadRow, BadRowsError
 from callwarden.core.rating import format_price
@@ -64,34 +64,11 @@ app.add_typer(usage_app, name="usage")
 out = Console(soft_wrap=True)
 err = Console(stderr=True)
 
-DatabaseUrl = Annotated[
-    str | None,
-    typer.Option("--database-url", help="Overrides CALLWARDEN_DATABASE_URL", show_default=False),
-]
 
-
-def _platform(database_url: str | None) -> Platform:
-    settings = Settings(database_url=database_url) if database_url else Settings()
-    return Platform.build(settings)
-
-
-@contextmanager
-def _acting(database_url: str | None) -> Iterator[Platform]:
-    """The platform for one command: a refusal prints its reason and exits 2; always closed."""
-    platform = _platform(database_url)
-    try:
-        yield platform
-    except CallwardenError as exc:
-        raise _fail(exc) from exc
-    finally:
-        platform.close()
-
-
-def _fail(exc: CallwardenError) -> typer.Exit:
-    where = f" ({exc.field})" if exc.field else ""
-    clauses = f" [{', '.join(exc.clause_ids)}]" if exc.clause_ids else ""
-    err.print(f"[red]error{where}:[/red] {exc.message}{clauses}")
-    return typer.Exit(code=2)
+def _acting(database_url: str | None) -> AbstractContextManager[Platform]:
+    """The platform for one command: a refusal prints its reason and the clauses behind it,
+    and exits 2; always closed."""
+    return acting(database_url, show_clauses=True)
 
 
 @app.command()
@@ -115,7 +92,7 @@ def serve(
 @app.command()
 def migrate(database_url: DatabaseUrl = None) -> None:
     """Create or upgrade the database schema."""
-    _platform(database_url).close()
+    platform_for(database_url).close()
     out.print("schema is up to date")
 
 

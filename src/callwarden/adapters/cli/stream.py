@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from callwarden.adapters.cli.common import DatabaseUrl
 from callwarden.adapters.stream.nats import INGEST_CONSUMER, JetStreamStream, run_ingestion
 from callwarden.adapters.usage_jobs import PUBLISH_PENDING_INTERVAL_S
 from callwarden.logs import configure_logging
@@ -26,10 +27,6 @@ err = Console(stderr=True)
 NatsUrl = Annotated[
     str | None,
     typer.Option("--nats-url", help="Overrides CALLWARDEN_NATS_URL", show_default=False),
-]
-DatabaseUrl = Annotated[
-    str | None,
-    typer.Option("--database-url", help="Overrides CALLWARDEN_DATABASE_URL", show_default=False),
 ]
 
 

@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import json
 import signal
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated, Any
 
 import anyio
 import typer
 from rich.console import Console
 
+from callwarden.adapters.cli.common import DatabaseUrl, acting
 from callwarden.core.cases import action_policy_from_json, action_policy_to_json
 from callwarden.core.detectors.policy_json import policy_to_json
-from callwarden.core.errors import CallwardenError, InvalidInput
+from callwarden.core.errors import InvalidInput
 from callwarden.platform import Platform
 from callwarden.services.governance import SYSTEM
 from callwarden.settings import Settings
@@ -29,28 +28,10 @@ surveillance_app = typer.Typer(help="Surveillance: detector policies and the act
 out = Console(soft_wrap=True)
 err = Console(stderr=True)
 
-DatabaseUrl = Annotated[
-    str | None,
-    typer.Option("--database-url", help="Overrides CALLWARDEN_DATABASE_URL", show_default=False),
-]
 PlanOption = Annotated[
     str | None, typer.Option("--plan", help="A plan's policy (default: everyone's)")
 ]
 TenantOption = Annotated[str | None, typer.Option("--tenant", help="A tenant's own policy")]
-
-
-@contextmanager
-def _acting(database_url: str | None) -> Iterator[Platform]:
-    """The platform for one command: a refusal prints its reason and exits 2; always closed."""
-    platform = Platform.build(Settings(database_url=database_url) if database_url else Settings())
-    try:
-        yield platform
-    except CallwardenError as exc:
-        where = f" ({exc.field})" if exc.field else ""
-        err.print(f"[red]error{where}:[/red] {exc.message}", markup=True, highlight=False)
-        raise typer.Exit(code=2) from exc
-    finally:
-        platform.close()
 
 
 def _scope(plan: str | None, tenant: str | None) -> tuple[str, str]:
@@ -70,7 +51,7 @@ def _print(data: Any) -> None:
 @surveillance_app.command("detectors")
 def detectors(database_url: DatabaseUrl = None) -> None:
     """List the detectors: clauses, parameters with their defaults, and default policies."""
-    with _acting(database_url) as platform:
+    with acting(database_url) as platform:
         config = platform.surveillance.config
         defaults = config.policies(SYSTEM, "default")
         for info in config.detectors():
@@ -85,7 +66,7 @@ def show(
     plan: PlanOption = None, tenant: TenantOption = None, database_url: DatabaseUrl = None
 ) -> None:
     """Print the detector policies set by default, for a plan, or for a tenant, as JSON."""
-    with _acting(database_url) as platform:
+    with acting(database_url) as platform:
         scope, scope_id = _scope(plan, tenant)
         found = platform.surveillance.config.policies(SYSTEM, scope, scope_id)
         _print({detector: policy_to_json(p) for detector, p in found.items()})
@@ -107,7 +88,7 @@ def set_policy(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Set how a detector runs by default, for a plan or for a tenant (audited)."""
-    with _acting(database_url) as platform:
+    with acting(database_url) as platform:
         scope, scope_id = _scope(plan, tenant)
         params: dict[str, object] | None = None
         if param:
@@ -143,7 +124,7 @@ def unset_policy(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Drop a detector's policy at a scope: the next wider one applies (audited)."""
-    with _acting(database_url) as platform:
+    with acting(database_url) as platform:
         scope, scope_id = _scope(plan, tenant)
         platform.surveillance.config.delete_policy(SYSTEM, scope, scope_id, detector)
         out.print(f"{detector}: policy dropped", highlight=False)
@@ -158,7 +139,7 @@ def action_policy(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Print the automatic-action policy as JSON, or replace it with --set (audited)."""
-    with _acting(database_url) as platform:
+    with acting(database_url) as platform:
         config = platform.surveillance.config
         if replace_with is not None:
             try:

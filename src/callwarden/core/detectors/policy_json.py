@@ -19,6 +19,7 @@ from callwarden.core.admission.policy import RuleMode
 from callwarden.core.detectors.base import Detector, check_params
 from callwarden.core.detectors.detector_set import DetectorPolicy
 from callwarden.core.errors import InvalidInput
+from callwarden.core.validation import check_choice, check_fields
 
 __all__ = [
     "DetectorInfo",
@@ -148,16 +149,12 @@ def _strings(data: Mapping[str, object], name: str) -> list[str]:
 
 def policy_from_json(info: DetectorInfo, data: Mapping[str, object]) -> DetectorPolicy:
     """The inverse of :func:`policy_to_json`; raises ``InvalidInput`` naming the field."""
-    unknown = set(data) - {"mode", "params", "allow_users", "allow_numbers", "allow_destinations"}
-    if unknown:
-        name = sorted(unknown)[0]
-        raise InvalidInput(f"{name} is not a field of a detector policy", field=name)
-    try:
-        mode = RuleMode(str(data.get("mode", RuleMode.OBSERVE.value)))
-    except ValueError:
-        raise InvalidInput(
-            f"mode must be one of {', '.join(m.value for m in RuleMode)}", field="mode"
-        ) from None
+    check_fields(
+        data,
+        ("mode", "params", "allow_users", "allow_numbers", "allow_destinations"),
+        "a detector policy",
+    )
+    mode = check_choice(data.get("mode", RuleMode.OBSERVE.value), RuleMode, "mode")
     raw = data.get("params")
     if raw is not None and not isinstance(raw, Mapping):
         raise InvalidInput("params must be an object", field="params")

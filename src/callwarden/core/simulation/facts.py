@@ -20,6 +20,7 @@ from callwarden.core.model import Billing
 from callwarden.core.numbering import NumberingPlan
 from callwarden.core.prefixes import PrefixList
 from callwarden.core.rating import RateDeck, make_rate
+from callwarden.core.simulation.json_fields import text, texts
 
 __all__ = ["FACTS_VERSION", "SimulatedTenant", "SimulationFacts"]
 
@@ -62,16 +63,16 @@ class SimulatedTenant:
     def from_json(cls, data: Mapping[str, object]) -> SimulatedTenant:
         """A tenant from its JSON object; InvalidInput names a missing or wrong field."""
         return cls(
-            tenant_id=_text(data, "tenant_id"),
-            name=_text(data, "name"),
-            country=_text(data, "country"),
-            timezone=_text(data, "timezone"),
-            plan_id=_text(data, "plan_id"),
-            billing=Billing(_text(data, "billing")),
+            tenant_id=text(data, "tenant_id"),
+            name=text(data, "name"),
+            country=text(data, "country"),
+            timezone=text(data, "timezone"),
+            plan_id=text(data, "plan_id"),
+            billing=Billing(text(data, "billing")),
             sim_box_consent=bool(data.get("sim_box_consent", False)),
-            users=_texts(data, "users"),
-            numbers=_texts(data, "numbers"),
-            trunks=_texts(data, "trunks"),
+            users=texts(data, "users"),
+            numbers=texts(data, "numbers"),
+            trunks=texts(data, "trunks"),
         )
 
 
@@ -162,7 +163,7 @@ class SimulationFacts:
             tenants=tuple(SimulatedTenant.from_json(_mapping(t, "tenants")) for t in tenants),
             rates=tuple(_triple(r) for r in rates),
             high_risk=tuple(_pair(h) for h in high_risk),
-            currency=_text(data, "currency"),
+            currency=text(data, "currency"),
         )
 
 
@@ -170,20 +171,6 @@ def _mapping(value: object, field: str) -> Mapping[str, object]:
     if not isinstance(value, Mapping):
         raise InvalidInput(f"each of {field} must be a JSON object", field=field)
     return value
-
-
-def _text(data: Mapping[str, object], field: str) -> str:
-    value = data.get(field)
-    if not isinstance(value, str) or not value:
-        raise InvalidInput(f"{field} must be a non-empty string", field=field)
-    return value
-
-
-def _texts(data: Mapping[str, object], field: str) -> tuple[str, ...]:
-    value = data.get(field, [])
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise InvalidInput(f"{field} must be a list of strings", field=field)
-    return tuple(value)
 
 
 def _triple(value: object) -> tuple[str, str, str]:

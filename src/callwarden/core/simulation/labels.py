@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from typing import Final
 
 from callwarden.core.errors import InvalidInput
+from callwarden.core.simulation.json_fields import text, texts
 from callwarden.core.usage.times import parse_local
 
 __all__ = ["LABELS_VERSION", "ScenarioLabel"]
@@ -87,34 +88,20 @@ class ScenarioLabel:
         if not isinstance(abuse, bool):
             raise InvalidInput("abuse must be true or false", field="abuse")
         return cls(
-            scenario_id=_text(data, "scenario_id"),
-            kind=_text(data, "kind"),
+            scenario_id=text(data, "scenario_id"),
+            kind=text(data, "kind"),
             abuse=abuse,
-            detector=_text(data, "detector"),
-            also=_texts(data, "also"),
-            tenant_id=_text(data, "tenant_id"),
+            detector=text(data, "detector"),
+            also=texts(data, "also"),
+            tenant_id=text(data, "tenant_id"),
             keys=tuple((k[0], k[1]) for k in keys),
-            start=parse_local(_text(data, "start"), "start", UTC),
-            end=parse_local(_text(data, "end"), "end", UTC),
-            call_ids=_texts(data, "call_ids"),
-            description=_text(data, "description"),
+            start=parse_local(text(data, "start"), "start", UTC),
+            end=parse_local(text(data, "end"), "end", UTC),
+            call_ids=texts(data, "call_ids"),
+            description=text(data, "description"),
         )
 
 
 def _time(value: datetime) -> str:
-    text = value.isoformat()
-    return text[:-6] + "Z" if text.endswith("+00:00") else text
-
-
-def _text(data: Mapping[str, object], field: str) -> str:
-    value = data.get(field)
-    if not isinstance(value, str) or not value:
-        raise InvalidInput(f"{field} must be a non-empty string", field=field)
-    return value
-
-
-def _texts(data: Mapping[str, object], field: str) -> tuple[str, ...]:
-    value = data.get(field, [])
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise InvalidInput(f"{field} must be a list of strings", field=field)
-    return tuple(value)
+    iso = value.isoformat()
+    return iso[:-6] + "Z" if iso.endswith("+00:00") else iso
