@@ -31,6 +31,13 @@ def listeners(platform: Platform) -> list[Background]:
     return found
 
 
+SERVING_GC_THRESHOLDS = (20_000, 20, 20)
+"""The collector's thresholds while serving. Python's default starts a young collection every 700
+net allocations, several times per call attempt; at 20,000 the objects of the requests in flight
+have died before it looks, and older generations are walked far less often (bench.admission's
+service figures with and without, docs/performance.md)."""
+
+
 def settle_heap() -> None:
     """Move everything built at start (numbering metadata, modules, the platform) out of the
     garbage collector's reach: full collections then walk only what serving creates, instead of
@@ -39,6 +46,7 @@ def settle_heap() -> None:
     default_numbering_plan()
     gc.collect()
     gc.freeze()
+    gc.set_threshold(*SERVING_GC_THRESHOLDS)
 
 
 def run(settings: Settings, *, background: Sequence[Background] = ()) -> None:
