@@ -262,7 +262,7 @@ def test_the_hot_path_answers_errors_in_the_one_shape(world: World) -> None:
         json=attempt(world, caller="x" * 20_000),
         headers=world.headers(world.operator_key),
     )
-    assert huge.status_code == 413 and huge.json()["error"]["status"] == 413
+    assert huge.status_code == 413 and huge.json()["error"]["code"] == "payload_too_large"
 
 
 def test_a_body_sent_in_chunks_is_read_whole(world: World) -> None:

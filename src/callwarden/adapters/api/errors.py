@@ -127,9 +127,12 @@ def _counters_error(exc: CountersUnavailable) -> JSONResponse:
 
 
 def _http_error(exc: HTTPException) -> JSONResponse:
-    code = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed"}.get(
-        exc.status_code, "http_error"
-    )
+    code = {
+        401: "unauthorized",
+        404: "not_found",
+        405: "method_not_allowed",
+        413: "payload_too_large",
+    }.get(exc.status_code, "http_error")
     headers = dict(exc.headers) if exc.headers else None
     return error_response(exc.status_code, code, str(exc.detail), headers=headers)
 
