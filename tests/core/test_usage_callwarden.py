@@ -181,6 +181,23 @@ def test_a_csv_row_with_too_many_cells_is_refused() -> None:
         normalise("callwarden-csv", items[0])
 
 
+def test_a_quoted_cell_across_a_line_break_is_refused_not_joined() -> None:
+    body = (
+        "call_id,tenant_id,direction,callee,started_at,ended_at,disposition,campaign\n"
+        "cw-nl-1,tenant-a,outbound,+442079460123,2024-03-12T09:15:02Z,2024-03-12T09:17:11Z,"
+        'cancelled,"p-89\nsecond line"\n'
+    )
+    (item,) = split("callwarden-csv", body)
+    with pytest.raises(UsageError, match="campaign contains control characters"):
+        normalise("callwarden-csv", item)
+
+
+def test_csv_rows_keep_the_line_breaks_inside_quoted_cells() -> None:
+    from callwarden.core.usage.fields import csv_rows
+
+    assert csv_rows('a,"b\nc"\r\nd,e\n') == [["a", "b\nc"], ["d", "e"]]
+
+
 def test_an_unknown_format_is_refused() -> None:
     with pytest.raises(UsageError, match="format 'xml' is not one of"):
         split("xml", "")

@@ -78,7 +78,7 @@ def _row(text: str) -> list[str]:
     try:
         if "\n" not in text:
             return next(csv.reader((text,)))
-        rows = list(csv.reader(text.split("\n")))
+        rows = fields.csv_rows(text)
     except (csv.Error, StopIteration) as exc:
         raise UsageError(f"not a CSV row: {exc}", field="record") from None
     if len(rows) != 1:

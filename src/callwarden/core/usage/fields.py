@@ -7,6 +7,8 @@ normalisers run them for every record of files with millions of lines.
 
 from __future__ import annotations
 
+import csv
+import io
 import ipaddress
 import re
 from functools import lru_cache
@@ -18,6 +20,7 @@ from callwarden.core.usage.record import ATTESTATIONS, Disposition, UsageError
 __all__ = [
     "MAX_TEXT",
     "attestation",
+    "csv_rows",
     "direction",
     "disposition_for_sip_code",
     "optional_text",
@@ -38,6 +41,12 @@ _DIRECTIONS = {
     "inbound": Direction.INBOUND,
     "in": Direction.INBOUND,
 }
+
+
+def csv_rows(text: str) -> list[list[str]]:
+    """The CSV rows of ``text``; a quoted cell keeps the line breaks inside it, so a value is
+    never silently changed by being read (csv.Error when the text is not CSV)."""
+    return list(csv.reader(io.StringIO(text, newline="")))
 
 
 def optional_text(value: str | None, field: str) -> str | None:

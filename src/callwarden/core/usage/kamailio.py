@@ -254,7 +254,7 @@ def _db_row(text: str) -> dict[str, str | None]:
             raise UsageError("a database row must be a JSON object", field="record")
         return {str(key): None if value is None else str(value) for key, value in parsed.items()}
     try:
-        rows = list(csv.reader(text.split("\n")))
+        rows = fields.csv_rows(text)
     except csv.Error as exc:
         raise UsageError(f"not CSV: {exc}", field="record") from None
     if len(rows) != 2:

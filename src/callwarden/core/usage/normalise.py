@@ -105,7 +105,7 @@ def _callwarden_csv(item: RawItem, default_tz: tzinfo) -> list[UsageRecord]:
         raise UsageError("expected a header line and one row", field="record")
     header = _header(header_line)
     try:
-        rows = list(csv.reader(row_text.split("\n")))
+        rows = fields.csv_rows(row_text)
     except csv.Error as exc:
         raise UsageError(f"not a CSV row: {exc}", field="record") from None
     if len(rows) != 1:
