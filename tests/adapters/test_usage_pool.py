@@ -31,7 +31,8 @@ UNITS = 2_345
 
 def _line(i: int, tag: str) -> str:
     """Mostly good calls; every 97th has no callee, every 101st names an unknown tenant,
-    every 89th has its call id quoted across two lines (one unit of two lines)."""
+    every 89th has its call id quoted across two lines (one unit of two lines, refused: a call id
+    holds no line break)."""
     start = 1_735_689_600 + i
     callee = "" if i % 97 == 0 else "+442079460123"
     tenant = "tenant-x" if i % 101 == 0 else ("tenant-a", "tenant-b")[i % 2]
@@ -87,11 +88,12 @@ def test_a_file_prepared_by_workers_is_stored_and_dead_lettered_as_in_process(
         0,
         in_process.dead_lettered,
     )
-    assert pooled.dead_lettered == 25 + 24 - 1  # no callee; unknown tenant; line 2 is both
+    # No callee (25), unknown tenant (24), a call id across two lines (27); line 2 is all three.
+    assert pooled.dead_lettered == 25 + 24 + 27 - 2
     assert seen == sorted(seen) and seen[-1] == path.stat().st_size and len(seen) == 5
     letters = _letters(platform, "pool")
     assert letters == _letters(platform, "local")
-    assert ("lines 2-3", "callee is missing") in letters
+    assert ("lines 2-3", "call_id contains control characters") in letters
     assert ("line 101", "callee is missing") in letters
     again = anyio.run(by_workers)
     assert (again.stored, again.duplicates) == (0, pooled.stored)
