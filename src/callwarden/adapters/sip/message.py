@@ -82,8 +82,28 @@ class Header(NamedTuple):
     value: str
 
 
+class _HeaderLookup:
+    """Header lookup shared by requests and responses (both carry ``headers`` and ``_first``)."""
+
+    __slots__ = ()
+    headers: tuple[Header, ...]
+    _first: dict[str, str]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_first", _first_values(self.headers))
+
+    def get(self, name: str) -> str | None:
+        """The first value of a header field (any spelling or compact form), or None."""
+        return self._first.get(canonical_name(name))
+
+    def get_all(self, name: str) -> list[str]:
+        """Every value of a header field, one per header line, in order."""
+        wanted = canonical_name(name)
+        return [h.value for h in self.headers if h.name == wanted]
+
+
 @dataclass(frozen=True, slots=True)
-class Request:
+class Request(_HeaderLookup):
     """A SIP request: method, Request-URI, header fields in order, and body."""
 
     method: str
@@ -92,25 +112,13 @@ class Request:
     body: bytes = b""
     _first: dict[str, str] = field(init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "_first", _first_values(self.headers))
-
-    def get(self, name: str) -> str | None:
-        """The first value of a header field (any spelling or compact form), or None."""
-        return self._first.get(canonical_name(name))
-
-    def get_all(self, name: str) -> list[str]:
-        """Every value of a header field, one per header line, in order."""
-        wanted = canonical_name(name)
-        return [h.value for h in self.headers if h.name == wanted]
-
     def serialize(self) -> bytes:
         """The request on the wire, with a Content-Length matching the body."""
         return _serialize(f"{self.method} {self.uri} {SIP_VERSION}", self.headers, self.body)
 
 
 @dataclass(frozen=True, slots=True)
-class Response:
+class Response(_HeaderLookup):
     """A SIP response: status, reason phrase, header fields in order, and body."""
 
     status: int
@@ -118,18 +126,6 @@ class Response:
     headers: tuple[Header, ...]
     body: bytes = b""
     _first: dict[str, str] = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "_first", _first_values(self.headers))
-
-    def get(self, name: str) -> str | None:
-        """The first value of a header field (any spelling or compact form), or None."""
-        return self._first.get(canonical_name(name))
-
-    def get_all(self, name: str) -> list[str]:
-        """Every value of a header field, one per header line, in order."""
-        wanted = canonical_name(name)
-        return [h.value for h in self.headers if h.name == wanted]
 
     def serialize(self) -> bytes:
         """The response on the wire, with a Content-Length matching the body."""
