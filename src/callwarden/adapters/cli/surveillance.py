@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 
 from callwarden.adapters.cli.common import DatabaseUrl, acting
+from callwarden.adapters.heap import settle_heap
 from callwarden.core.cases import action_policy_from_json, action_policy_to_json
 from callwarden.core.detectors.policy_json import policy_to_json
 from callwarden.core.errors import InvalidInput
@@ -177,6 +178,7 @@ def run_worker(database_url: DatabaseUrl = None) -> None:
 
 async def _run_until_stopped(settings: Settings) -> None:
     platform = Platform.build(settings)
+    settle_heap()  # detector state grows for hours: keep the collector off start-up objects
     try:
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(platform.surveillance.run)

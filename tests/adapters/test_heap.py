@@ -1,10 +1,10 @@
-"""What the server does to the process before it serves."""
+"""What a long-running process does to its heap before it serves or judges the stream."""
 
 from __future__ import annotations
 
 import gc
 
-from callwarden.adapters.api.server import SERVING_GC_THRESHOLDS, settle_heap
+from callwarden.adapters.heap import LONG_RUNNING_GC_THRESHOLDS, settle_heap
 
 
 def test_settling_the_heap_freezes_what_start_built_and_collects_young_objects_less_often() -> None:
@@ -12,8 +12,8 @@ def test_settling_the_heap_freezes_what_start_built_and_collects_young_objects_l
     try:
         settle_heap()
         assert gc.get_freeze_count() > 0
-        assert gc.get_threshold() == SERVING_GC_THRESHOLDS
-        assert SERVING_GC_THRESHOLDS[0] > before[0]
+        assert gc.get_threshold() == LONG_RUNNING_GC_THRESHOLDS
+        assert LONG_RUNNING_GC_THRESHOLDS[0] > before[0]
     finally:
         gc.unfreeze()
         gc.set_threshold(*before)
