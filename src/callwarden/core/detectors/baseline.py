@@ -117,10 +117,9 @@ class BaselineDetector(Detector[BaselineParams]):
             raise ValueError("baseline: weeks must be at least 1")
         self.weeks = weeks
         factory = partial(_Key, weeks)
-        self._keys: dict[KeyKind, LruMap[tuple[str, str], _Key]] = {
-            kind: self.per_key(factory)
-            for kind in (KeyKind.TENANT, KeyKind.NUMBER, KeyKind.DESTINATION)
-        }
+        self._tenants: LruMap[tuple[str, str], _Key] = self.per_key(factory)
+        self._numbers: LruMap[tuple[str, str], _Key] = self.per_key(factory)
+        self._destinations: LruMap[tuple[str, str], _Key] = self.per_key(factory)
 
     def observe(
         self, event: UsageRecord, ctx: EventContext, params: BaselineParams | None = None
@@ -129,29 +128,65 @@ class BaselineDetector(Detector[BaselineParams]):
         if not isinstance(event, CallRecord):
             return []
         p = params or self.params
-        tenant = ctx.tenant.tenant_id
-        hour = ctx.context.local_hour(ctx.tenant.timezone, ctx.at)
+        facts = ctx.tenant
+        tenant = facts.tenant_id
+        hour = ctx.context.local_hour(facts.timezone, ctx.at)
         # A call placed under a declared campaign is planned volume: its spend counts, its
         # number does not (unless ``count_campaigns``).
         counted = 0.0 if event.campaign and not p.count_campaigns else 1.0
         values = (counted, float(ctx.cost_minor or 0))
         findings: list[DetectorFinding] = []
-        self._feed(KeyKind.TENANT, (tenant, tenant), hour, values, event, ctx, p, findings)
+        self._feed(
+            self._tenants,
+            KeyKind.TENANT,
+            (tenant, tenant),
+            p.min_calls,
+            hour,
+            values,
+            event,
+            ctx,
+            p,
+            findings,
+        )
+        outbound = event.direction is Direction.OUTBOUND
         if p.per_number:
-            own = event.caller if event.direction is Direction.OUTBOUND else event.callee
+            own = event.caller if outbound else event.callee
             if own:
-                self._feed(KeyKind.NUMBER, (tenant, own), hour, values, event, ctx, p, findings)
-        if p.per_destination and event.direction is Direction.OUTBOUND:
+                self._feed(
+                    self._numbers,
+                    KeyKind.NUMBER,
+                    (tenant, own),
+                    p.number_min_calls,
+                    hour,
+                    values,
+                    event,
+                    ctx,
+                    p,
+                    findings,
+                )
+        if p.per_destination and outbound:
             callee = ctx.callee
             if callee is not None and callee.region is not None:
-                key = (tenant, callee.region)
-                self._feed(KeyKind.DESTINATION, key, hour, values, event, ctx, p, findings)
+                self._feed(
+                    self._destinations,
+                    KeyKind.DESTINATION,
+                    (tenant, callee.region),
+                    p.min_calls,
+                    hour,
+                    values,
+                    event,
+                    ctx,
+                    p,
+                    findings,
+                )
         return findings
 
     def _feed(
         self,
+        keys: LruMap[tuple[str, str], _Key],
         kind: KeyKind,
         key: tuple[str, str],
+        min_calls: float,
         hour: int,
         values: tuple[float, float],
         event: CallRecord,
@@ -159,7 +194,13 @@ class BaselineDetector(Detector[BaselineParams]):
         p: BaselineParams,
         findings: list[DetectorFinding],
     ) -> None:
-        state = self._keys[kind].get(key)
+        """Add the call to ``key``'s hour in ``keys``; append a finding for each metric that
+        crossed its threshold more severely than before this hour.
+
+        Most calls stop early: the hour is still under the floors (``min_calls``, the spend
+        floor), or under both metrics' thresholds.
+        """
+        state = keys.get(key)
         base = state.base
         if base.add(hour, values):
             state.limits = None
@@ -167,13 +208,15 @@ class BaselineDetector(Detector[BaselineParams]):
         if base.hour != hour:
             return  # a record for an hour already closed
         current = base.current
-        min_calls = p.number_min_calls if kind is KeyKind.NUMBER else p.min_calls
-        if current[_CALLS] < min_calls and current[_SPEND] < p.min_spend_minor:
+        calls, spend = current
+        if calls < min_calls and spend < p.min_spend_minor:
             return
         state.evidence.add(event.call_id)
         limits = state.limits
         if limits is None:
             limits = state.limits = self._limits(base, hour, p, min_calls)
+        if calls < limits[_CALLS][0] and spend < limits[_SPEND][0]:
+            return  # neither metric has reached its threshold
         for metric in (_CALLS, _SPEND):
             threshold, median = limits[metric]
             value = current[metric]
@@ -222,4 +265,5 @@ class BaselineDetector(Detector[BaselineParams]):
 
     def state_size(self) -> int:
         """Keys, baseline cells and evidence ids held."""
-        return self.dedup.size() + sum(held(keys) for keys in self._keys.values())
+        maps = (self._tenants, self._numbers, self._destinations)
+        return self.dedup.size() + sum(held(keys) for keys in maps)

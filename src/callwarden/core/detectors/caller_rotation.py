@@ -97,25 +97,30 @@ class CallerRotationDetector(Detector[CallerRotationParams]):
         self, event: UsageRecord, ctx: EventContext, params: CallerRotationParams | None = None
     ) -> list[DetectorFinding]:
         """Count the source's distinct caller IDs; raise when they rotate."""
-        if (
-            not isinstance(event, CallRecord)
-            or event.direction is not Direction.OUTBOUND
-            or not event.caller
-        ):
+        if not isinstance(event, CallRecord) or event.direction is not Direction.OUTBOUND:
             return []
-        p = params or self.params
+        caller = event.caller
+        if not caller:
+            return []
         tenant = ctx.tenant.tenant_id
-        key_kind, key = key_for(event, tenant, _KEYS)
+        key = event.user_id
+        if key:
+            key_kind = KeyKind.USER  # the first party of _KEYS, read directly: most calls
+        else:
+            key_kind, key = key_for(event, tenant, _KEYS)
         state = self._sources.get((tenant, key))
         at = ctx.at
         calls = state.calls.add(at)
-        before = state.clis.count()
-        before_recent = state.recent_clis.count()
-        clis = state.clis.add(at, event.caller)
-        recent = state.recent_clis.add(at, event.caller)
+        hour_clis = state.clis
+        recent_clis = state.recent_clis
+        before = hour_clis.count()
+        before_recent = recent_clis.count()
+        clis = hour_clis.add(at, caller)
+        recent = recent_clis.add(at, caller)
         if clis == before and recent == before_recent:
             return []  # a caller ID already seen in both windows
         state.evidence.add(event.call_id)
+        p = params or self.params
         if clis < p.warn_clis or clis < p.rotation_share * calls:
             if recent < p.early_clis:
                 return []

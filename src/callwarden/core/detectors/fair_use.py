@@ -95,10 +95,11 @@ class FairUseDetector(Detector[FairUseParams]):
         self, event: UsageRecord, ctx: EventContext, params: FairUseParams | None = None
     ) -> list[DetectorFinding]:
         """Add an answered call of an unlimited-plan user; raise at the fair-use limits."""
+        # the plan first: four tenants in five are metered and stop here
         if (
-            not isinstance(event, CallRecord)
+            ctx.tenant.billing is not Billing.UNLIMITED
+            or not isinstance(event, CallRecord)
             or event.answered_at is None
-            or ctx.tenant.billing is not Billing.UNLIMITED
         ):
             return []
         p = params or self.params

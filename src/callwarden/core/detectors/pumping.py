@@ -134,26 +134,47 @@ class PumpingDetector(Detector[PumpingParams]):
         """Add an answered call's minutes to its range and number; check both rules."""
         if not isinstance(event, CallRecord):
             return []
-        p = params or self.params
-        findings: list[DetectorFinding] = []
         outbound = event.direction is Direction.OUTBOUND
-        number = event.callee
         if outbound:
             callee = ctx.callee
             if callee is None or callee.e164 is None or callee.is_emergency:
-                return findings
+                return []
             number = callee.e164
-        seen = self._numbers.get((ctx.tenant.tenant_id, number))
+        else:
+            number = event.callee
+        tenant = ctx.tenant.tenant_id
+        at = ctx.at
+        seen = self._numbers.get((tenant, number))
         if seen.first < 0:
-            seen.first = ctx.at
-        if event.duration_s == 0:
-            return findings
-        minutes = event.duration_s / 60
+            seen.first = at
+        duration_s = event.duration_s
+        if duration_s == 0:
+            return []  # unanswered: it only marks when its number was first seen
+        p = params or self.params
+        findings: list[DetectorFinding] = []
+        minutes = duration_s / 60
         if outbound:
-            self._concentration(event, ctx, p, number, minutes, findings)
-        if ctx.at - seen.first < p.new_number_s:
+            total = self._tenant_minutes.get(tenant).add(at, minutes)
+            if ctx.costly(p.high_cost_per_minute):  # only costly ranges are followed
+                self._concentration(event, ctx, p, tenant, number, minutes, total, findings)
+        if at - seen.first < p.new_number_s:
+            # Sudden volume: the number's calls, minutes, first few callers and evidence.
+            seen.calls += 1
+            seen.minutes += minutes
             source = (event.user_id or event.caller or "") if outbound else (event.caller or "")
-            self._sudden(event, ctx, p, seen, number, source, minutes, outbound, findings)
+            sources = seen.sources
+            if source not in sources and len(sources) <= p.max_sources:
+                sources.append(source)
+            evidence = seen.evidence
+            evidence.append(event.call_id)
+            if len(evidence) > 2 * self.max_evidence:
+                del evidence[: -self.max_evidence]
+            if (
+                seen.calls >= p.early_number_calls
+                and seen.minutes >= p.new_number_minutes
+                and len(sources) <= p.max_sources
+            ):
+                self._sudden(ctx, p, seen, number, outbound, findings)
         return findings
 
     def _concentration(
@@ -161,15 +182,14 @@ class PumpingDetector(Detector[PumpingParams]):
         event: CallRecord,
         ctx: EventContext,
         p: PumpingParams,
+        tenant: str,
         e164: str,
         minutes: float,
+        total: float,
         findings: list[DetectorFinding],
     ) -> None:
-        tenant = ctx.tenant.tenant_id
+        """A costly range taking most of the tenant's ``total`` answered minutes in 60m."""
         at = ctx.at
-        total = self._tenant_minutes.get(tenant).add(at, minutes)
-        if not ctx.costly(p.high_cost_per_minute):
-            return  # only costly ranges are followed
         prefix = e164[1 : 1 + p.range_digits]
         state = self._ranges.get((tenant, prefix))
         state.evidence.add(event.call_id)
@@ -208,29 +228,16 @@ class PumpingDetector(Detector[PumpingParams]):
 
     def _sudden(
         self,
-        event: CallRecord,
         ctx: EventContext,
         p: PumpingParams,
         seen: _Number,
         number: str,
-        source: str,
-        minutes: float,
         outbound: bool,
         findings: list[DetectorFinding],
     ) -> None:
-        seen.calls += 1
-        seen.minutes += minutes
+        """The finding on a number with volume and no history (its thresholds are met)."""
         sources = seen.sources
-        if source not in sources and len(sources) <= p.max_sources:
-            sources.append(source)
         evidence = seen.evidence
-        evidence.append(event.call_id)
-        if len(evidence) > 2 * self.max_evidence:
-            del evidence[: -self.max_evidence]
-        if seen.calls < p.early_number_calls or seen.minutes < p.new_number_minutes:
-            return
-        if len(sources) > p.max_sources:
-            return
         high = seen.calls >= p.new_number_calls
         if high:
             action = SuggestedAction.BLOCK_PREFIX if outbound else SuggestedAction.THROTTLE

@@ -34,13 +34,12 @@ from typing import Final
 
 from callwarden.core.admission.attempt import Direction
 from callwarden.core.detectors.base import (
-    NUMBER_THEN_USER,
     Detector,
     DetectorFinding,
+    KeyKind,
     Severity,
     SuggestedAction,
     held,
-    key_for,
     suspend_action,
 )
 from callwarden.core.detectors.context import EventContext
@@ -92,17 +91,27 @@ class RobocallDetector(Detector[RobocallParams]):
             return []
         p = params or self.params
         tenant = ctx.tenant.tenant_id
-        key_kind, key = key_for(event, tenant, NUMBER_THEN_USER)
+        # keyed as key_for(event, tenant, NUMBER_THEN_USER): the caller, else the user
+        if event.caller:
+            key_kind, key = KeyKind.NUMBER, event.caller
+        elif event.user_id:
+            key_kind, key = KeyKind.USER, event.user_id
+        else:
+            key_kind, key = KeyKind.TENANT, tenant
         state = self._callers.get((tenant, key))
         at = ctx.at
+        short_s = p.short_s
         d = event.duration_s
-        answered = event.answered_at is not None
-        attempts, n, short, s, s2 = state.totals.add(
-            at, (1, 1, 1 if d <= p.short_s else 0, d, d * d) if answered else (1, 0, 0, 0, 0)
-        )
+        if event.answered_at is None:
+            values: tuple[int, ...] = (1, 0, 0, 0, 0)
+            answered_long = False
+        else:
+            values = (1, 1, 1 if d <= short_s else 0, d, d * d)
+            answered_long = d > short_s
+        attempts, n, short, s, s2 = state.totals.add(at, values)
         distinct = state.destinations.add(at, event.callee)
-        if answered and d > p.short_s:
-            return []
+        if answered_long:
+            return []  # a call a person talked on: not the signature, nor its evidence
         state.evidence.add(event.call_id)
         if attempts < p.min_attempts:
             return []

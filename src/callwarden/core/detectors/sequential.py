@@ -19,7 +19,6 @@ calls to one number, never make a run.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Final
 
@@ -71,12 +70,28 @@ class _Source:
     __slots__ = ("evidence", "runs")
 
     def __init__(self, evidence: Evidence) -> None:
-        # last number of a run -> [length, last seen]
-        self.runs: OrderedDict[int, list[float]] = OrderedDict()
+        # last number of a run -> [length, last seen], least recently touched first
+        self.runs: dict[int, list[float]] = {}
         self.evidence = evidence
 
     def size(self) -> int:
         return len(self.runs) + self.evidence.size()
+
+
+def _nearest_live_run(
+    runs: dict[int, list[float]], number: int, at: float, p: SequentialParams
+) -> int | None:
+    """The last number of the run that ``number`` extends, if any: the nearest run ending
+    within ``max_step`` of it that was touched less than ``gap_s`` ago, the one below first."""
+    gap_s = p.gap_s
+    for step in range(1, p.max_step + 1):
+        below = number - step
+        if below in runs and at - runs[below][1] < gap_s:
+            return below
+        above = number + step
+        if above in runs and at - runs[above][1] < gap_s:
+            return above
+    return None
 
 
 class SequentialDialingDetector(Detector[SequentialParams]):
@@ -104,33 +119,44 @@ class SequentialDialingDetector(Detector[SequentialParams]):
         if event.direction is not Direction.OUTBOUND:
             return []
         callee = ctx.callee
-        if callee is None or callee.e164 is None or callee.is_emergency:
+        if callee is None:
+            return []
+        e164 = callee.e164
+        if e164 is None or callee.is_emergency:
             return []
         p = params or self.params
-        number = int(callee.e164[1:])
+        number = int(e164[1:])
         tenant = ctx.tenant.tenant_id
-        key_kind, key = key_for(event, tenant, _KEYS)
+        key = event.user_id
+        if key:
+            key_kind = KeyKind.USER  # the first party of _KEYS, read directly: most records
+        else:
+            key_kind, key = key_for(event, tenant, _KEYS)
         state = self._sources.get((tenant, key))
         runs = state.runs
         at = ctx.at
-        length = 1.0
         if number in runs:
-            runs[number][1] = at
-            runs.move_to_end(number)
+            # The same number again: its run is touched and becomes the most recent.
+            run = runs.pop(number)
+            run[1] = at
+            runs[number] = run
             return []
-        for step in range(1, p.max_step + 1):
-            for previous in (number - step, number + step):
-                run = runs.get(previous)
-                if run is not None and at - run[1] < p.gap_s:
-                    del runs[previous]
-                    length = run[0] + 1
-                    break
-            else:
-                continue
-            break
+        length = 1.0
+        # Most numbers are nowhere near a followed run: look for a run to extend only when
+        # one ends within max_step (a pass over at most max_runs numbers).
+        low, high = number - p.max_step, number + p.max_step
+        near = False
+        for last in runs:
+            if low <= last <= high:
+                near = True
+                break
+        if near:
+            previous = _nearest_live_run(runs, number, at, p)
+            if previous is not None:
+                length = runs.pop(previous)[0] + 1
         runs[number] = [length, at]
         if len(runs) > p.max_runs:
-            runs.popitem(last=False)
+            del runs[next(iter(runs))]  # the least recently touched run is no longer followed
         if length < 2:
             return []
         state.evidence.add(item_id)
@@ -150,7 +176,7 @@ class SequentialDialingDetector(Detector[SequentialParams]):
             statistic="sequential_run",
             value=length,
             threshold=threshold,
-            summary=lambda: f"{int(length)} consecutive numbers dialled up to {callee.e164}",
+            summary=lambda: f"{int(length)} consecutive numbers dialled up to {e164}",
             evidence=state.evidence,
             action=SuggestedAction.THROTTLE if severity is Severity.HIGH else SuggestedAction.NONE,
         )

@@ -119,11 +119,18 @@ class SimBoxDetector(Detector[SimBoxParams]):
         self, event: UsageRecord, ctx: EventContext, params: SimBoxParams | None = None
     ) -> list[DetectorFinding]:
         """Update the trunk's signals; raise when enough of them agree."""
-        if not isinstance(event, CallRecord) or ctx.tenant.sim_box_consent:
+        if not isinstance(event, CallRecord):
+            return []
+        facts = ctx.tenant
+        if facts.sim_box_consent:
             return []
         p = params or self.params
-        tenant = ctx.tenant.tenant_id
-        key_kind, key = key_for(event, tenant, _KEYS)
+        tenant = facts.tenant_id
+        key = event.trunk_id
+        if key:
+            key_kind = KeyKind.TRUNK  # the first party of _KEYS, read directly: most calls
+        else:
+            key_kind, key = key_for(event, tenant, _KEYS)
         at = ctx.at
         since = self._tenants.get(tenant)
         if since[0] < 0:
@@ -140,15 +147,20 @@ class SimBoxDetector(Detector[SimBoxParams]):
         outbound, inbound, n, s, s2 = state.totals.add(at, (1, 0, answered, d, d * d))
         clis = 0
         mobile_clis = state.mobile_clis
-        if event.caller:
-            before = state.clis.count()
-            clis = state.clis.add(at, event.caller)
+        caller_id = event.caller
+        mobiles: int | None = None  # mobile caller IDs in the window, once counted
+        if caller_id:
+            all_clis = state.clis
+            before = all_clis.count()
+            clis = all_clis.add(at, caller_id)
             # A caller ID is classified when it is new in the window, or already known mobile.
-            if clis != before or event.caller in mobile_clis:
+            if clis != before or caller_id in mobile_clis:
                 caller = ctx.caller
                 if caller is not None and caller.number_type in _MOBILE:
-                    mobile_clis.add(at, event.caller)
-        mobiles = mobile_clis.count(at)
+                    # add() moves the window to ``at`` and returns its count
+                    mobiles = mobile_clis.add(at, caller_id)
+        if mobiles is None:
+            mobiles = mobile_clis.count(at)
         if mobiles < p.min_mobile_clis:
             if (
                 mobiles >= p.early_mobile_clis

@@ -64,6 +64,9 @@ __all__ = ["WangiriDetector", "WangiriParams"]
 
 _DISTINCT_CAP: Final[int] = 512
 _WAVE_CAP: Final[int] = 64
+#: What one outbound call adds to its origin's totals: (attempts, one-ring attempts).
+_ONE_RING_ATTEMPT: Final = (1, 1)
+_OTHER_ATTEMPT: Final = (1, 0)
 
 
 class _Wave:
@@ -94,13 +97,6 @@ class WangiriParams:
     wave_callers: int = 5
 
 
-def _ring_s(event: CallRecord) -> float | None:
-    """How long an unanswered call rang, when its end is known."""
-    if event.ended_at is None:
-        return None
-    return (event.ended_at - event.started_at).total_seconds()
-
-
 class WangiriDetector(Detector[WangiriParams]):
     """Call-backs to foreign one-ring callers; one-ring bursts from the tenant itself."""
 
@@ -128,36 +124,44 @@ class WangiriDetector(Detector[WangiriParams]):
         if not isinstance(event, CallRecord):
             return []
         p = params or self.params
+        # one ring: unanswered, and cut within ``ring_s`` seconds (when its end is known)
         one_ring = False
         if event.disposition is not Disposition.ANSWERED:
-            ring = _ring_s(event)
-            one_ring = ring is not None and ring < p.ring_s
+            ended_at = event.ended_at
+            if ended_at is not None:
+                one_ring = (ended_at - event.started_at).total_seconds() < p.ring_s
+        tenant = ctx.tenant
         if event.direction is Direction.INBOUND:
             if one_ring:
                 caller = ctx.caller
                 if (
                     caller is not None
                     and caller.e164 is not None
-                    and caller.region != ctx.tenant.country
+                    and caller.region != tenant.country
                 ):
-                    self._rang.get((ctx.tenant.tenant_id, caller.e164))[0] = ctx.at
+                    self._rang.get((tenant.tenant_id, caller.e164))[0] = ctx.at
                     return self._wave(event, ctx, p, caller.e164, caller.country_code or 0)
             return []
-        return self._callback(event, ctx, p) + self._origin(event, ctx, p, one_ring)
+        findings: list[DetectorFinding] = []
+        if len(self._rang):
+            # a call-back: the callee rang this tenant once within ``callback_s`` before
+            callee = ctx.callee
+            if callee is not None and callee.e164 is not None:
+                rang = self._rang.peek((tenant.tenant_id, callee.e164))
+                if rang is not None and 0 <= ctx.started - rang[0] < p.callback_s:
+                    findings += self._callback(event, ctx, p, tenant.tenant_id, callee.e164)
+        findings += self._origin(event, ctx, p, tenant.tenant_id, one_ring)
+        return findings
 
     def _callback(
-        self, event: CallRecord, ctx: EventContext, p: WangiriParams
+        self,
+        event: CallRecord,
+        ctx: EventContext,
+        p: WangiriParams,
+        tenant: str,
+        number: str,
     ) -> list[DetectorFinding]:
-        """A call-back to a foreign number that rang this tenant once."""
-        if not len(self._rang):
-            return []
-        callee = ctx.callee
-        if callee is None or callee.e164 is None:
-            return []
-        tenant = ctx.tenant.tenant_id
-        rang = self._rang.peek((tenant, callee.e164))
-        if rang is None or not 0 <= ctx.started - rang[0] < p.callback_s:
-            return []
+        """A call-back to ``number``, a foreign number that rang this tenant once lately."""
         state = self._callbacks.get(tenant)
         state.evidence.add(event.call_id)
         count = state.sum.add(ctx.at)
@@ -167,14 +171,14 @@ class WangiriDetector(Detector[WangiriParams]):
             ctx,
             "callback",
             KeyKind.NUMBER,
-            callee.e164,
+            number,
             severity,
             ONE_HOUR,
             statistic="callbacks_to_one_ring_callers",
             value=count,
             threshold=1,
             summary=lambda: (
-                f"call back to {callee.e164}, a foreign number that rang once and hung up "
+                f"call back to {number}, a foreign number that rang once and hung up "
                 f"({int(count)} such call-backs in 60m)"
             ),
             evidence=state.evidence,
@@ -211,14 +215,16 @@ class WangiriDetector(Detector[WangiriParams]):
         )
 
     def _origin(
-        self, event: CallRecord, ctx: EventContext, p: WangiriParams, one_ring: bool
+        self, event: CallRecord, ctx: EventContext, p: WangiriParams, tenant: str, one_ring: bool
     ) -> list[DetectorFinding]:
         """The tenant's own outbound calls, when mostly one-ring calls to many numbers."""
-        tenant = ctx.tenant.tenant_id
-        key_kind, key = key_for(event, tenant, NUMBER_THEN_USER)
+        # keyed on the caller number, else the user, else the tenant (``NUMBER_THEN_USER``)
+        key_kind, key = KeyKind.NUMBER, event.caller
+        if not key:
+            key_kind, key = key_for(event, tenant, NUMBER_THEN_USER)
         state = self._origins.get((tenant, key))
         at = ctx.at
-        attempts, short = state.totals.add(at, (1, 1 if one_ring else 0))
+        attempts, short = state.totals.add(at, _ONE_RING_ATTEMPT if one_ring else _OTHER_ATTEMPT)
         if not one_ring:
             return []
         distinct = state.destinations.add(at, event.callee)
