@@ -20,6 +20,7 @@ def main() -> int:
         "bench.sip_redirect",
         "bench.kamailio",
         "bench.detectors",
+        "bench.detectors_cost",
         "bench.backfill",
     ):
         try:
