@@ -83,6 +83,20 @@ class Suspension:
 
 
 @dataclass(frozen=True, slots=True)
+class SimBoxConsent:
+    """The provider holds a tenant's written consent to run SIM boxes or GSM gateways (FRD-6).
+
+    ``reference`` names the signed document (a contract annex, a ticket) so that an auditor can
+    find it; ``at`` and ``by`` say when and by whom it was put on record. While it is on record
+    the ``simbox`` detector leaves the tenant alone.
+    """
+
+    reference: str
+    at: datetime
+    by: str
+
+
+@dataclass(frozen=True, slots=True)
 class PlanLimits:
     """The limit parameters a plan sets; admission rules read them.
 
@@ -129,6 +143,7 @@ class Tenant:
 
     The two charge limits, in minor units of the plan's currency, replace the plan's for this
     tenant when set (LIM-1 hard, LIM-3 alerting soft limit); ``None`` keeps the plan's.
+    ``sim_box_consent`` is the written consent to run SIM boxes on record (FRD-6), if any.
     """
 
     id: str
@@ -141,6 +156,7 @@ class Tenant:
     created_at: datetime
     monthly_charge_limit_minor: int | None = None
     monthly_charge_soft_limit_minor: int | None = None
+    sim_box_consent: SimBoxConsent | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,7 @@ from callwarden.core.model import (
     Plan,
     PlanLimits,
     Principal,
+    SimBoxConsent,
     Suspension,
     Tenant,
     TenantStatus,
@@ -324,6 +325,62 @@ class GovernanceService:
                 tenant_id,
                 clause_ids=("LIM-1", "LIM-3"),
                 details={"hard_minor": hard_minor, "soft_minor": soft_minor},
+            )
+        self._changed(tenant_id)
+        return updated
+
+    def record_sim_box_consent(self, by: Principal, tenant_id: str, *, reference: str) -> Tenant:
+        """Put on record that the provider holds the tenant's written consent to run SIM boxes
+        or GSM gateways (FRD-6), naming the signed document; the ``simbox`` detector then
+        leaves the tenant alone. Recording it again replaces the reference. Operator only,
+        audited."""
+        authorize(by, Permission.TENANTS_WRITE)
+        consent = SimBoxConsent(
+            reference=v.check_text(reference, "reference", max_length=500),
+            at=self.clock(),
+            by=by.user_id,
+        )
+        with self.store.transaction() as tx:
+            tenant = self._tenant(tx, tenant_id)
+            updated = dataclasses.replace(tenant, sim_box_consent=consent)
+            tx.save_tenant(updated)
+            self._audit(
+                tx,
+                by,
+                "tenant.sim_box_consent.recorded",
+                "tenant",
+                tenant_id,
+                tenant_id,
+                clause_ids=("FRD-6",),
+                details={"reference": consent.reference},
+            )
+        self._changed(tenant_id)
+        return updated
+
+    def withdraw_sim_box_consent(self, by: Principal, tenant_id: str, *, reason: str) -> Tenant:
+        """Take the tenant's SIM-box consent off record (it was withdrawn, expired or found
+        wanting): the ``simbox`` detector watches the tenant again from its next record.
+        Operator only, audited with the reason and the reference that was on record."""
+        authorize(by, Permission.TENANTS_WRITE)
+        reason = v.check_text(reason, "reason", max_length=2000)
+        with self.store.transaction() as tx:
+            tenant = self._tenant(tx, tenant_id)
+            if tenant.sim_box_consent is None:
+                raise NotFound(
+                    f"tenant {tenant_id} has no SIM-box consent on record", field="tenant_id"
+                )
+            updated = dataclasses.replace(tenant, sim_box_consent=None)
+            tx.save_tenant(updated)
+            self._audit(
+                tx,
+                by,
+                "tenant.sim_box_consent.withdrawn",
+                "tenant",
+                tenant_id,
+                tenant_id,
+                reason=reason,
+                clause_ids=("FRD-6",),
+                details={"reference": tenant.sim_box_consent.reference},
             )
         self._changed(tenant_id)
         return updated

@@ -49,8 +49,10 @@ from callwarden.core.detectors import (
 )
 from callwarden.core.detectors.base import Detector
 from callwarden.core.errors import InvalidInput
+from callwarden.core.model import Plan, Tenant
 from callwarden.core.numbering import NumberingPlan
 from callwarden.core.prefixes import PrefixList
+from callwarden.core.rating import RateDeck
 from callwarden.core.usage.record import UsageRecord
 from callwarden.services.admission_config import AdmissionConfigService
 from callwarden.services.case_actions import ActionRunner, ActionTarget
@@ -247,14 +249,7 @@ class Surveillance:
         if tenant is None or plan is None:
             return
         self.context.set_tenant(
-            TenantFacts(
-                tenant.id,
-                country=tenant.country,
-                timezone=tenant.timezone,
-                plan_id=plan.id,
-                billing=plan.billing,
-                rate_deck=self.rating.deck_for(tenant.id, plan.id),
-            )
+            tenant_facts(tenant, plan, self.rating.deck_for(tenant.id, plan.id))
         )
 
     # -- processing ----------------------------------------------------------------------------
@@ -362,6 +357,20 @@ class Surveillance:
         finally:
             with anyio.CancelScope(shield=True):
                 await self.stop()
+
+
+def tenant_facts(tenant: Tenant, plan: Plan, deck: RateDeck | None) -> TenantFacts:
+    """What the detectors know of a tenant: its country, time zone, plan, billing kind, rate
+    deck, and whether its written SIM-box consent is on record (FRD-6)."""
+    return TenantFacts(
+        tenant.id,
+        country=tenant.country,
+        timezone=tenant.timezone,
+        plan_id=plan.id,
+        billing=plan.billing,
+        rate_deck=deck,
+        sim_box_consent=tenant.sim_box_consent is not None,
+    )
 
 
 def overlay(base: DetectorConfig, stored: DetectorConfig) -> DetectorConfig:

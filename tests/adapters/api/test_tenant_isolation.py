@@ -35,6 +35,8 @@ VALID_BODIES: dict[str, dict[str, object]] = {
     "ThrottleLiftIn": {"reason": "test"},
     "RateDeckAssignmentIn": {"deck_id": "rd_0123456789abcdef"},
     "ChargeLimitsIn": {"hard_minor": 1, "soft_minor": None},
+    "SimBoxConsentIn": {"reference": "Annex 4"},
+    "WithdrawIn": {"reason": "test"},
     "SubscriptionIn": {
         "channel": "webhook",
         "target": "https://hooks.intruder.example/cw",

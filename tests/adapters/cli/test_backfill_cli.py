@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from callwarden.adapters.cli.backfill import finding_to_json, setup_from_store
 from callwarden.adapters.cli.main import app
 from callwarden.platform import Platform
+from callwarden.services.governance import SYSTEM
 from callwarden.settings import Settings
 
 runner = CliRunner()
@@ -83,3 +84,13 @@ def test_a_file_with_unknown_columns_is_refused_with_exit_2(db: str, tmp_path: P
     result = runner.invoke(app, ["backfill", str(path), "--database-url", db])
     assert result.exit_code == 2
     assert "unknown columns tenant" in result.output
+
+
+def test_a_tenants_sim_box_consent_on_record_reaches_the_backfill(db: str) -> None:
+    platform = Platform.build(Settings(database_url=db))
+    try:
+        platform.governance.record_sim_box_consent(SYSTEM, "t2", reference="Annex 4")
+        tenants = setup_from_store(platform, ["t1", "t2"]).tenants
+    finally:
+        platform.close()
+    assert tenants["t2"].sim_box_consent and not tenants["t1"].sim_box_consent

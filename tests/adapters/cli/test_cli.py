@@ -68,6 +68,13 @@ def test_tenant_user_and_number_verbs(sqlite_url: str) -> None:
         app, ["tenant", "suspend", tenant_id, "--reason", "x", "--clause", "NO-1", *db]
     )
     assert bad.exit_code == 2 and "clause_ids" in bad.output
+    consent = ["tenant", "sim-box-consent", tenant_id]
+    assert "on record (Annex 4)" in run(*consent, "--reference", "Annex 4", *db)
+    assert "withdrawn" in run(*consent, "--withdraw", "contract ended", *db)
+    again = runner.invoke(app, [*consent, "--withdraw", "twice", *db])
+    assert again.exit_code == 2 and "no SIM-box consent" in again.output
+    neither = runner.invoke(app, [*consent, *db])
+    assert neither.exit_code == 2 and "--reference or --withdraw" in neither.output
 
 
 def test_audit_verify_exits_1_and_names_the_altered_entry(sqlite_url: str) -> None:

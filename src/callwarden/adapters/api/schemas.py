@@ -31,6 +31,7 @@ from callwarden.core.model import (
     PhoneNumber,
     Plan,
     PlanLimits,
+    SimBoxConsent,
     Suspension,
     Tenant,
     TenantStatus,
@@ -221,6 +222,26 @@ class SuspensionOut(BaseModel):
         return cls(reason=s.reason, clause_ids=list(s.clause_ids), at=s.at, by=s.by)
 
 
+class SimBoxConsentOut(BaseModel):
+    """The tenant's written consent to run SIM boxes on record (FRD-6)."""
+
+    reference: str = Field(description="The signed document, as an auditor would look it up")
+    at: datetime
+    by: str
+
+    @classmethod
+    def of(cls, c: SimBoxConsent | None) -> SimBoxConsentOut | None:
+        if c is None:
+            return None
+        return cls(reference=c.reference, at=c.at, by=c.by)
+
+
+class SimBoxConsentIn(Model):
+    """The signed document that holds the tenant's written consent to run SIM boxes (FRD-6)."""
+
+    reference: Annotated[str, StringConstraints(min_length=1, max_length=500, pattern=NO_CONTROL)]
+
+
 class TenantIn(Model):
     name: Text
     country: Country
@@ -250,6 +271,9 @@ class TenantOut(BaseModel):
     monthly_charge_soft_limit_minor: int | None = Field(
         None, description="The tenant's own soft limit (LIM-3); null: its plan's"
     )
+    sim_box_consent: SimBoxConsentOut | None = Field(
+        None, description="Written consent to run SIM boxes on record (FRD-6); null: none"
+    )
 
     @classmethod
     def of(cls, t: Tenant) -> TenantOut:
@@ -264,6 +288,7 @@ class TenantOut(BaseModel):
             created_at=t.created_at,
             monthly_charge_limit_minor=t.monthly_charge_limit_minor,
             monthly_charge_soft_limit_minor=t.monthly_charge_soft_limit_minor,
+            sim_box_consent=SimBoxConsentOut.of(t.sim_box_consent),
         )
 
 
@@ -296,6 +321,12 @@ class SuspendIn(Model):
 
 
 class ReinstateIn(Model):
+    reason: LongText
+
+
+class WithdrawIn(Model):
+    """Why a consent is taken off record (withdrawn by the tenant, expired, found wanting)."""
+
     reason: LongText
 
 

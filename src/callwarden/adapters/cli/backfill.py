@@ -6,9 +6,10 @@ existed. It opens no cases and triggers no action (a month-old finding is for re
 automatic suspension for last month's traffic would be a surprise); the findings go to a file
 or standard output as JSON lines, and a summary per detector is printed.
 
-Tenants' facts (country, time zone, plan, billing, rate deck), the high-risk list and the
-detector policies come from the store, as surveillance reads them. Exit codes: 0 when the file
-was read (findings or not), 2 for a refusal (a file polars cannot read as CSV, a bad option).
+Tenants' facts (country, time zone, plan, billing, rate deck, SIM-box consent), the high-risk
+list and the detector policies come from the store, as surveillance reads them. Exit codes: 0
+when the file was read (findings or not), 2 for a refusal (a file polars cannot read as CSV, a
+bad option).
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ from callwarden.services.backfill import (
     backfill_records,
     backfill_table,
 )
-from callwarden.services.surveillance import overlay
+from callwarden.services.surveillance import overlay, tenant_facts
 
 __all__ = ["backfill", "finding_to_json", "setup_from_store"]
 
@@ -92,14 +93,7 @@ def setup_from_store(platform: Platform, tenant_ids: Iterable[str]) -> BackfillS
             if tenant is not None and plan is not None:
                 found.append((tenant, plan))
     for tenant, plan in found:
-        facts[tenant.id] = TenantFacts(
-            tenant.id,
-            country=tenant.country,
-            timezone=tenant.timezone,
-            plan_id=plan.id,
-            billing=plan.billing,
-            rate_deck=platform.rating.deck_for(tenant.id, plan.id),
-        )
+        facts[tenant.id] = tenant_facts(tenant, plan, platform.rating.deck_for(tenant.id, plan.id))
     surveillance = platform.surveillance
     stored, _ = surveillance.config.load()
     return BackfillSetup(

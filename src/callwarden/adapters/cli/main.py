@@ -39,7 +39,7 @@ from callwarden.services.rating import ImportProgress, effective_datetime
 from callwarden.settings import Settings
 
 app = typer.Typer(help="callwarden: acceptable-use-policy enforcement for contact centers.")
-tenant_app = typer.Typer(help="Tenants: create, list, suspend, reinstate.")
+tenant_app = typer.Typer(help="Tenants: create, list, suspend, reinstate, SIM-box consent.")
 user_app = typer.Typer(help="Users of a tenant: create, list, activate.")
 number_app = typer.Typer(help="Phone numbers of a tenant: add, list, suspend.")
 operator_app = typer.Typer(help="The provider's operators.")
@@ -215,6 +215,31 @@ def tenant_reinstate(
     with _acting(database_url) as platform:
         platform.governance.reinstate_tenant(SYSTEM, tenant_id, reason=reason)
     out.print(f"tenant {tenant_id} reinstated")
+
+
+@tenant_app.command("sim-box-consent")
+def tenant_sim_box_consent(
+    tenant_id: str,
+    reference: Annotated[
+        str | None, typer.Option(help="The signed document holding the written consent")
+    ] = None,
+    withdraw: Annotated[
+        str | None, typer.Option(help="Take the consent off record, with this reason")
+    ] = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Put a tenant's written consent to run SIM boxes on record, or withdraw it (FRD-6)."""
+    if (reference is None) == (withdraw is None):
+        err.print("[red]error:[/red] give either --reference or --withdraw", markup=True)
+        raise typer.Exit(code=2)
+    with _acting(database_url) as platform:
+        if reference is not None:
+            platform.governance.record_sim_box_consent(SYSTEM, tenant_id, reference=reference)
+            out.print(f"tenant {tenant_id}: SIM-box consent on record ({reference.strip()})")
+        else:
+            assert withdraw is not None
+            platform.governance.withdraw_sim_box_consent(SYSTEM, tenant_id, reason=withdraw)
+            out.print(f"tenant {tenant_id}: SIM-box consent withdrawn")
 
 
 @user_app.command("create")

@@ -29,6 +29,7 @@ from callwarden.core.model import (
     PhoneNumber,
     Plan,
     PlanLimits,
+    SimBoxConsent,
     Suspension,
     Tenant,
     TenantStatus,
@@ -49,6 +50,20 @@ def suspension_to_json(s: Suspension | None) -> dict[str, Any] | None:
         "at": s.at.isoformat(),
         "by": s.by,
     }
+
+
+def consent_to_json(c: SimBoxConsent | None) -> dict[str, Any] | None:
+    """A SIM-box consent as a JSON object, or None."""
+    if c is None:
+        return None
+    return {"reference": c.reference, "at": c.at.isoformat(), "by": c.by}
+
+
+def consent_from_json(d: dict[str, Any] | None) -> SimBoxConsent | None:
+    """The inverse of `consent_to_json`."""
+    if d is None:
+        return None
+    return SimBoxConsent(reference=d["reference"], at=datetime.fromisoformat(d["at"]), by=d["by"])
 
 
 def suspension_from_json(d: dict[str, Any] | None) -> Suspension | None:
@@ -114,6 +129,7 @@ def tenant_from_row(r: TenantRow) -> Tenant:
         created_at=r.created_at,
         monthly_charge_limit_minor=r.monthly_charge_limit_minor,
         monthly_charge_soft_limit_minor=r.monthly_charge_soft_limit_minor,
+        sim_box_consent=consent_from_json(r.sim_box_consent),
     )
 
 
@@ -129,6 +145,7 @@ def tenant_values(t: Tenant) -> dict[str, Any]:
         "created_at": t.created_at,
         "monthly_charge_limit_minor": t.monthly_charge_limit_minor,
         "monthly_charge_soft_limit_minor": t.monthly_charge_soft_limit_minor,
+        "sim_box_consent": consent_to_json(t.sim_box_consent),
     }
 
 

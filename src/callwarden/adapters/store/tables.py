@@ -77,6 +77,7 @@ class TenantRow(Base):
     created_at: Mapped[datetime]
     monthly_charge_limit_minor: Mapped[int | None] = mapped_column(BigInteger)
     monthly_charge_soft_limit_minor: Mapped[int | None] = mapped_column(BigInteger)
+    sim_box_consent: Mapped[dict[str, Any] | None]
 
 
 class OrderRow(Base):

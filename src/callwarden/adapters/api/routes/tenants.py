@@ -19,12 +19,14 @@ from callwarden.adapters.api.schemas import (
     PageOut,
     ReinstateIn,
     SeatsOut,
+    SimBoxConsentIn,
     SpendOut,
     SuspendIn,
     TenantId,
     TenantIn,
     TenantOut,
     TenantPatch,
+    WithdrawIn,
     page_of,
 )
 from callwarden.core.model import TenantStatus
@@ -111,6 +113,26 @@ def set_charge_limits(
     tenant = p.governance.set_charge_limits(
         by, tenant_id, hard_minor=body.hard_minor, soft_minor=body.soft_minor
     )
+    return TenantOut.of(tenant)
+
+
+@router.put("/{tenant_id}/sim-box-consent")
+def record_sim_box_consent(
+    tenant_id: TenantId, body: SimBoxConsentIn, by: Caller, p: PlatformDep
+) -> TenantOut:
+    """Put the tenant's written consent to run SIM boxes on record (FRD-6): the simbox detector
+    leaves it alone from its next record."""
+    tenant = p.governance.record_sim_box_consent(by, tenant_id, reference=body.reference)
+    return TenantOut.of(tenant)
+
+
+@router.post("/{tenant_id}/sim-box-consent/withdraw")
+def withdraw_sim_box_consent(
+    tenant_id: TenantId, body: WithdrawIn, by: Caller, p: PlatformDep
+) -> TenantOut:
+    """Take the tenant's SIM-box consent off record, with the reason: the simbox detector
+    watches it again from its next record."""
+    tenant = p.governance.withdraw_sim_box_consent(by, tenant_id, reason=body.reason)
     return TenantOut.of(tenant)
 
 
