@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import secrets
 from pathlib import Path
 
+import anyio
+import nats
+import nats.js.errors
+import pytest
 from typer.testing import CliRunner
 
 from callwarden.adapters.cli.main import app
@@ -12,6 +18,7 @@ from callwarden.core.usage.schema import from_json, from_text_fields
 
 runner = CliRunner()
 SMALL = ["--days", "3", "--scale", "0.05", "--instances", "1", "--seed", "11"]
+NATS_URL = "nats://127.0.0.1:4222"
 
 
 def test_simulate_writes_usage_labels_and_facts_that_evaluate_reads(tmp_path: Path) -> None:
@@ -58,3 +65,56 @@ def test_evaluate_refuses_a_file_without_its_facts(tmp_path: Path) -> None:
     usage.write_text("")
     result = runner.invoke(app, ["evaluate", str(usage)])
     assert result.exit_code == 2
+
+
+def test_simulate_publishes_every_record_to_the_usage_streams_input_subject(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = f"CWSIM{secrets.token_hex(4).upper()}"
+    prefix = f"cwsim{secrets.token_hex(4)}"
+    monkeypatch.setenv("CALLWARDEN_NATS_URL", NATS_URL)
+    monkeypatch.setenv("CALLWARDEN_NATS_STREAM", name)
+    monkeypatch.setenv("CALLWARDEN_NATS_SUBJECT_PREFIX", prefix)
+    usage = tmp_path / "traffic.jsonl"
+    result = runner.invoke(app, ["simulate", str(usage), *SMALL, "--publish"])
+    try:
+        assert result.exit_code == 0, result.output
+        written = usage.read_text().splitlines()
+        published = anyio.run(_published_lines, name)
+        assert published == written
+        assert f"published {len(written):,} records" in result.output
+        assert f"{prefix}.in.callwarden-json" in result.output
+    finally:
+        anyio.run(_delete_stream, name)
+
+
+def test_publish_without_a_nats_url_is_refused_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CALLWARDEN_NATS_URL", raising=False)
+    result = runner.invoke(app, ["simulate", str(tmp_path / "t.jsonl"), *SMALL, "--publish"])
+    assert result.exit_code == 2 and "nats_url" in result.output
+
+
+async def _published_lines(stream: str) -> list[str]:
+    """Every line of every message in ``stream``, in order."""
+    client = await nats.connect(NATS_URL)
+    try:
+        js = client.jetstream()
+        info = await js.stream_info(stream)
+        lines: list[str] = []
+        for seq in range(info.state.first_seq, info.state.last_seq + 1):
+            message = await js.get_msg(stream, seq)
+            lines += (message.data or b"").decode().splitlines()
+        return lines
+    finally:
+        await client.close()
+
+
+async def _delete_stream(stream: str) -> None:
+    client = await nats.connect(NATS_URL)
+    try:
+        with contextlib.suppress(nats.js.errors.NotFoundError):
+            await client.jetstream().delete_stream(stream)
+    finally:
+        await client.close()

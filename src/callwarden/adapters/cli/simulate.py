@@ -10,17 +10,22 @@ reads the three back, runs the default detector set in observe mode and prints t
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
+from collections.abc import Sequence
 from datetime import date
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
+import anyio
 import orjson
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from callwarden.adapters.stream import stream_from_url
+from callwarden.adapters.stream.nats import JetStreamStream
 from callwarden.core.detectors import DetectorSet, default_detectors
 from callwarden.core.errors import InvalidInput
 from callwarden.core.numbering import default_numbering_plan
@@ -28,9 +33,10 @@ from callwarden.core.simulation.evaluation import Evaluation, run_detectors, sco
 from callwarden.core.simulation.facts import SimulationFacts
 from callwarden.core.simulation.labels import ScenarioLabel
 from callwarden.core.simulation.simulate import DEFAULT_START, simulate
-from callwarden.core.usage.record import UsageKind, UsageRecord
+from callwarden.core.usage.record import UsageFormat, UsageKind, UsageRecord
 from callwarden.core.usage.schema import fields_for, from_json, from_text_fields, to_json
 from callwarden.core.usage.schema import to_text_fields as cells_of
+from callwarden.settings import Settings
 
 __all__ = ["evaluate", "simulate_command"]
 
@@ -45,6 +51,11 @@ class OutputFormat(StrEnum):
 
     JSON = "callwarden-json"
     CSV = "callwarden-csv"
+
+
+PUBLISH_BATCH = 1_000
+"""Records per message when publishing: the stream's ingestion stores each record of a message
+on its own, and many per message is what lets it keep up (docs/performance.md, usage stream)."""
 
 
 def sidecars(usage: Path) -> tuple[Path, Path]:
@@ -63,8 +74,27 @@ def simulate_command(
     fmt: Annotated[
         OutputFormat, typer.Option("--format", "-f", help="How the usage file is written")
     ] = OutputFormat.JSON,
+    publish: Annotated[
+        bool,
+        typer.Option(
+            "--publish",
+            help="Also send the records to the usage stream (CALLWARDEN_NATS_URL), "
+            f"{PUBLISH_BATCH:,} JSON lines a message, for ingestion to store and surveillance "
+            "to judge",
+        ),
+    ] = False,
 ) -> None:
-    """Simulate contact-centre traffic with labelled abuse and benign look-alikes."""
+    """Simulate contact-centre traffic with labelled abuse and benign look-alikes, to a file
+    and, with --publish, to the usage stream."""
+    settings = Settings() if publish else None
+    if settings is not None and settings.nats_url is None:
+        err.print(
+            "[red]error (nats_url):[/red] --publish sends to the NATS usage stream: "
+            "set CALLWARDEN_NATS_URL",
+            markup=True,
+            highlight=False,
+        )
+        raise typer.Exit(code=2)
     try:
         first = date.fromisoformat(start)
     except ValueError:
@@ -99,6 +129,39 @@ def simulate_command(
         f"{abuse} abuse scenarios and {len(result.labels) - abuse} look-alikes to "
         f"{labels_path}, detector facts to {facts_path}"
     )
+    if settings is not None:
+        messages, subject = anyio.run(_publish, settings, result.records)
+        out.print(
+            f"published {len(result.records):,} records in {messages:,} messages to {subject}",
+            highlight=False,
+        )
+
+
+async def _publish(settings: Settings, records: Sequence[UsageRecord]) -> tuple[int, str]:
+    """Send ``records`` as JSON lines to the stream's callwarden-json input subject; returns
+    the number of messages and the subject. Each message's id is its content's hash, so a
+    second run of the same traffic within the stream's duplicate window is not ingested
+    twice."""
+    stream = stream_from_url(
+        settings.nats_url,
+        stream_name=settings.nats_stream,
+        subject_prefix=settings.nats_subject_prefix,
+        max_age_s=settings.nats_max_age_s,
+    )
+    assert isinstance(stream, JetStreamStream), "--publish is refused without a NATS URL"
+    texts = [
+        "\n".join(
+            orjson.dumps(to_json(record)).decode()
+            for record in records[start : start + PUBLISH_BATCH]
+        )
+        for start in range(0, len(records), PUBLISH_BATCH)
+    ]
+    ids = [hashlib.sha256(text.encode()).hexdigest()[:32] for text in texts]
+    try:
+        await stream.publish_raw(UsageFormat.CALLWARDEN_JSON, texts, message_ids=ids)
+    finally:
+        await stream.close()
+    return len(texts), stream.input_subject(UsageFormat.CALLWARDEN_JSON)
 
 
 def _read_usage(path: Path) -> list[UsageRecord]:
