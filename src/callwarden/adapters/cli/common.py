@@ -14,7 +14,7 @@ from callwarden.core.errors import CallwardenError
 from callwarden.platform import Platform
 from callwarden.settings import Settings
 
-__all__ = ["DatabaseUrl", "acting", "platform_for"]
+__all__ = ["DatabaseUrl", "acting", "platform_for", "require_nats_url"]
 
 err = Console(stderr=True)
 
@@ -28,6 +28,20 @@ def platform_for(database_url: str | None) -> Platform:
     """The platform built from the settings, with `database_url` overriding the configured
     database when given."""
     return Platform.build(Settings(database_url=database_url) if database_url else Settings())
+
+
+def require_nats_url(settings: Settings, why: str, *, option: str | None = None) -> str:
+    """The NATS URL of ``settings``; without one, say ``why`` the command needs it (and the
+    command's ``option`` that gives it, if any) and exit 2."""
+    if not settings.nats_url:
+        other = f" or pass {option}" if option else ""
+        err.print(
+            f"[red]error (nats_url):[/red] {why}: set CALLWARDEN_NATS_URL{other}",
+            markup=True,
+            highlight=False,
+        )
+        raise typer.Exit(code=2)
+    return settings.nats_url
 
 
 def _refusal(exc: CallwardenError, *, show_clauses: bool = False) -> typer.Exit:

@@ -24,6 +24,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from callwarden.adapters.cli.common import require_nats_url
 from callwarden.adapters.stream import stream_from_url
 from callwarden.adapters.stream.nats import JetStreamStream
 from callwarden.core.detectors import DetectorSet, default_detectors
@@ -87,14 +88,8 @@ def simulate_command(
     """Simulate contact-centre traffic with labelled abuse and benign look-alikes, to a file
     and, with --publish, to the usage stream."""
     settings = Settings() if publish else None
-    if settings is not None and settings.nats_url is None:
-        err.print(
-            "[red]error (nats_url):[/red] --publish sends to the NATS usage stream: "
-            "set CALLWARDEN_NATS_URL",
-            markup=True,
-            highlight=False,
-        )
-        raise typer.Exit(code=2)
+    if settings is not None:
+        require_nats_url(settings, "--publish sends to the NATS usage stream")
     try:
         first = date.fromisoformat(start)
     except ValueError:

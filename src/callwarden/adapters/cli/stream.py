@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from callwarden.adapters.cli.common import DatabaseUrl
+from callwarden.adapters.cli.common import DatabaseUrl, require_nats_url
 from callwarden.adapters.stream.nats import INGEST_CONSUMER, JetStreamStream, run_ingestion
 from callwarden.adapters.usage_jobs import PUBLISH_PENDING_INTERVAL_S
 from callwarden.logs import configure_logging
@@ -35,9 +35,7 @@ def _settings(nats_url: str | None, database_url: str | None) -> Settings:
         k: v for k, v in (("nats_url", nats_url), ("database_url", database_url)) if v is not None
     }
     settings = Settings(**overrides)  # type: ignore[arg-type]
-    if settings.nats_url is None:
-        err.print("[red]error (nats_url):[/red] set CALLWARDEN_NATS_URL or pass --nats-url")
-        raise typer.Exit(code=2)
+    require_nats_url(settings, "the usage stream is on NATS", option="--nats-url")
     return settings
 
 

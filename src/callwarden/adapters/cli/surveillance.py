@@ -15,7 +15,7 @@ import anyio
 import typer
 from rich.console import Console
 
-from callwarden.adapters.cli.common import DatabaseUrl, acting
+from callwarden.adapters.cli.common import DatabaseUrl, acting, require_nats_url
 from callwarden.adapters.heap import settle_heap
 from callwarden.core.cases import action_policy_from_json, action_policy_to_json
 from callwarden.core.detectors.policy_json import policy_to_json
@@ -27,7 +27,6 @@ from callwarden.settings import Settings
 surveillance_app = typer.Typer(help="Surveillance: detector policies and the action policy.")
 
 out = Console(soft_wrap=True)
-err = Console(stderr=True)
 
 PlanOption = Annotated[
     str | None, typer.Option("--plan", help="A plan's policy (default: everyone's)")
@@ -165,14 +164,11 @@ def run_worker(database_url: DatabaseUrl = None) -> None:
     CALLWARDEN_SURVEILLANCE_ENABLED=false on the API instances.
     """
     settings = Settings(database_url=database_url) if database_url else Settings()
-    if not settings.nats_url:
-        err.print(
-            "[red]error (nats_url):[/red] a surveillance worker reads the shared usage stream; "
-            "set CALLWARDEN_NATS_URL (the in-process stream lives inside one server)",
-            markup=True,
-            highlight=False,
-        )
-        raise typer.Exit(code=2)
+    require_nats_url(
+        settings,
+        "a surveillance worker reads the shared usage stream (the in-process stream lives "
+        "inside one server)",
+    )
     anyio.run(_run_until_stopped, settings)
 
 
