@@ -79,7 +79,24 @@ def _context() -> multiprocessing.context.BaseContext:
     return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
 
 
-class ProcessPreparer:
+class _WorkerProcesses:
+    """Worker processes held for a ``with`` block: shut down on leaving it, work not yet
+    started cancelled."""
+
+    _pool: ProcessPoolExecutor | None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+class ProcessPreparer(_WorkerProcesses):
     """A pool of `workers` processes preparing units (the `UnitPreparer` port).
 
     Use it as a context manager; the pool is started on entry and stopped on exit. `ahead`
@@ -105,16 +122,6 @@ class ProcessPreparer:
     def __enter__(self) -> ProcessPreparer:
         self._pool = ProcessPoolExecutor(self.workers, mp_context=_context())
         return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
 
     def prepare(
         self, fmt: UsageFormat, items: Iterable[RawItem], default_tz: tzinfo
@@ -189,7 +196,7 @@ def store_chunk(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-class StoringPool:
+class StoringPool(_WorkerProcesses):
     """A pool of `workers` processes that prepare and commit chunks of units on PostgreSQL.
 
     Use it as a context manager; the pool is started on entry and stopped on exit. At most
@@ -224,16 +231,6 @@ class StoringPool:
             initargs=self._init,
         )
         return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
 
     def store(
         self, fmt: UsageFormat, chunks: Iterable[Sequence[RawItem]], scope: str | None
